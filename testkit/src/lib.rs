@@ -1,0 +1,180 @@
+//! Test harness shared by the integration and end-to-end tests: private
+//! `redis-server` processes on free ports, each in its own temporary
+//! directory, stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a redis-server may take to become ready.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+const INSTALL_HINT: &str = "redis-server was not found on PATH. The tests need a real Redis: \
+     install it with `apt-get update && apt-get install -y redis-server` (or run .ci/run, which does)";
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisOptions {
+    /// Log every write to an append-only file fsynced on each write, so a
+    /// restart loses nothing.
+    pub appendonly: bool,
+}
+
+/// A private redis-server on 127.0.0.1.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    options: RedisOptions,
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        Self::start_with(RedisOptions::default())
+    }
+
+    pub fn start_with(options: RedisOptions) -> Self {
+        let dir = tempfile::tempdir().expect("create a temporary directory for redis");
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match spawn(dir.path(), port, options) {
+                Ok(child) => {
+                    return Self {
+                        child: Some(child),
+                        port,
+                        dir,
+                        options,
+                    };
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("redis-server did not start: {last_error}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server as a crash would (SIGKILL), without saving.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "redis-server is still running");
+        let child = spawn(self.dir.path(), self.port, self.options)
+            .unwrap_or_else(|e| panic!("redis-server did not restart: {e}"));
+        self.child = Some(child);
+    }
+
+    /// Kills the server and starts it again: only what reached disk survives.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn redis_binary() -> PathBuf {
+    std::env::var_os("R1_REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+/// Starts redis-server and waits until it logs that it accepts connections.
+fn spawn(dir: &Path, port: u16, options: RedisOptions) -> Result<Child, String> {
+    let mut command = Command::new(redis_binary());
+    command
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--bind")
+        .arg("127.0.0.1")
+        .arg("--dir")
+        .arg(dir)
+        .arg("--save")
+        .arg("")
+        .arg("--logfile")
+        .arg("")
+        .arg("--daemonize")
+        .arg("no");
+    if options.appendonly {
+        command
+            .arg("--appendonly")
+            .arg("yes")
+            .arg("--appendfsync")
+            .arg("always");
+    } else {
+        command.arg("--appendonly").arg("no");
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                panic!("{INSTALL_HINT}");
+            }
+            format!("spawning redis-server: {e}")
+        })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = Vec::new();
+        let mut announced = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !announced {
+                if line.contains("Ready to accept connections") {
+                    announced = true;
+                    let _ = ready_tx.send(Ok(()));
+                } else {
+                    log.push(line);
+                }
+            }
+        }
+        if !announced {
+            let _ = ready_tx.send(Err(log.join("\n")));
+        }
+    });
+    match ready_rx.recv_timeout(START_TIMEOUT) {
+        Ok(Ok(())) => Ok(child),
+        Ok(Err(log)) => {
+            let _ = child.wait();
+            Err(format!("redis-server exited on port {port}:\n{log}"))
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!(
+                "redis-server was not ready within {START_TIMEOUT:?}"
+            ))
+        }
+    }
+}
