@@ -1,1 +1,5 @@
-fn main() {}
+//! The `r1` command.
+
+fn main() -> std::process::ExitCode {
+    r1::cli::main()
+}

@@ -50,3 +50,6 @@ pub(crate) fn non_empty(value: String, field: &str) -> Result<String> {
 pub(crate) fn wire_enum<E: TryFrom<i32>>(raw: i32, field: &str) -> Result<E> {
     E::try_from(raw).map_err(|_| ContractError::invalid(field, format!("unknown value {raw}")))
 }
+
+#[cfg(test)]
+mod tests;

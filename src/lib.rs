@@ -1,0 +1,11 @@
+//! The `r1` command: runs the R1 recipe (single-process mode or against the
+//! services), evaluates models, and benchmarks every part of the stack.
+//!
+//! # Layout
+//!
+//! * [`cli`] — argument parsing and dispatch to the subcommands.
+//! * [`bench`] — `r1 bench …`: throughput and latency measurements that print
+//!   numbers beside a reference measured in the same run.
+
+pub mod bench;
+pub mod cli;
