@@ -204,13 +204,15 @@ impl Ctx<'_> {
             (Expr::Relation(..), _) | (_, Expr::Relation(..)) => false,
             _ if gold.is_collection() || pred.is_collection() => self.sets_equal(&gold, &pred),
             (Expr::Sym(_), _) | (_, Expr::Sym(_)) => symbols_equal(&gold, &pred),
-            (Expr::Matrix(a), Expr::Matrix(b)) => {
-                a.len() == b.len()
-                    && a.iter().zip(b).all(|(ra, rb)| {
-                        ra.len() == rb.len() && ra.iter().zip(rb).all(|(x, y)| self.equal(x, y))
-                    })
-            }
-            (Expr::Matrix(_), _) | (_, Expr::Matrix(_)) => false,
+            _ if has_matrix(&gold) || has_matrix(&pred) => match (matrix_value(&gold), matrix_value(&pred)) {
+                (Some(a), Some(b)) => {
+                    a.len() == b.len()
+                        && a.iter().zip(&b).all(|(ra, rb)| {
+                            ra.len() == rb.len() && ra.iter().zip(rb).all(|(x, y)| self.equal(x, y))
+                        })
+                }
+                _ => false,
+            },
             _ => self.numbers_equal(&gold, &pred) || self.same_function(&gold, &pred, false),
         }
     }
@@ -365,7 +367,7 @@ impl Ctx<'_> {
             (Expr::Set(a), Expr::Tuple(b)) | (Expr::Tuple(a), Expr::Set(b)) => {
                 self.ordered_equal(&unwrap_assignments(a), &unwrap_assignments(b))
             }
-            (Expr::Set(a), Expr::Set(b)) => self.unordered_equal(a, b),
+            (Expr::Set(a), Expr::Set(b)) => self.unordered_equal(&dedup(a), &dedup(b)),
             (Expr::Union(a), Expr::Union(b)) => self.unordered_equal(a, b),
             _ => false,
         }
@@ -417,10 +419,11 @@ impl Ctx<'_> {
         let [subject] = unknowns.as_slice() else {
             return false;
         };
+        // `f(x)` is itself the unknown; `|z|` is a function of the unknown z.
         let symbols = subject.free_symbols();
-        let variable = match (symbols.len(), subject) {
-            (1, _) => symbols.into_iter().next(),
-            (_, Expr::Apply(..)) => None,
+        let variable = match (subject, symbols.len()) {
+            (Expr::Apply(..), _) => None,
+            (_, 1) => symbols.into_iter().next(),
             _ => return false,
         };
         let holds = |t: f64| -> Option<bool> {
@@ -594,4 +597,111 @@ fn rename_like(pred: &Expr, gold: &Expr) -> Expr {
     let renamed = pred.substitute(&map);
     // Undefined functions' arguments are symbols too.
     renamed
+}
+
+/// Distinct elements, in the order first written.
+fn dedup(items: &[Expr]) -> Vec<Expr> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for item in items {
+        let key = item.canonical();
+        if !seen.contains(&key) {
+            seen.push(key);
+            out.push(item.clone());
+        }
+    }
+    out
+}
+
+fn has_matrix(e: &Expr) -> bool {
+    let mut found = false;
+    e.visit(&mut |x| found |= matches!(x, Expr::Matrix(_)));
+    found
+}
+
+type Rows = Vec<Vec<Expr>>;
+
+/// Folds sums and products of matrices (and scalars) into one matrix.
+fn matrix_value(e: &Expr) -> Option<Rows> {
+    match e {
+        Expr::Matrix(rows) => Some(rows.clone()),
+        Expr::Tuple(xs) if xs.len() == 1 => matrix_value(&xs[0]),
+        Expr::Add(xs) => {
+            let mut acc: Option<Rows> = None;
+            for x in xs {
+                let m = matrix_value(x)?;
+                acc = Some(match acc {
+                    None => m,
+                    Some(a) => {
+                        if a.len() != m.len() || a.first()?.len() != m.first()?.len() {
+                            return None;
+                        }
+                        a.into_iter()
+                            .zip(m)
+                            .map(|(ra, rb)| {
+                                ra.into_iter()
+                                    .zip(rb)
+                                    .map(|(p, q)| Expr::Add(vec![p, q]))
+                                    .collect()
+                            })
+                            .collect()
+                    }
+                });
+            }
+            acc
+        }
+        Expr::Mul(xs) => {
+            let mut scalars = Vec::new();
+            let mut acc: Option<Rows> = None;
+            for x in xs {
+                if has_matrix(x) {
+                    let m = matrix_value(x)?;
+                    acc = Some(match acc {
+                        None => m,
+                        Some(a) => matrix_product(&a, &m)?,
+                    });
+                } else {
+                    scalars.push(x.clone());
+                }
+            }
+            let m = acc?;
+            Some(
+                m.into_iter()
+                    .map(|row| {
+                        row.into_iter()
+                            .map(|cell| {
+                                let mut factors = scalars.clone();
+                                factors.push(cell);
+                                Expr::Mul(factors)
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+fn matrix_product(a: &Rows, b: &Rows) -> Option<Rows> {
+    let inner = a.first()?.len();
+    if inner != b.len() {
+        return None;
+    }
+    let cols = b.first()?.len();
+    Some(
+        a.iter()
+            .map(|row| {
+                (0..cols)
+                    .map(|j| {
+                        Expr::Add(
+                            (0..inner)
+                                .map(|k| Expr::Mul(vec![row[k].clone(), b[k][j].clone()]))
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
 }

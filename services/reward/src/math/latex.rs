@@ -72,14 +72,22 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
     let mut out: Vec<Token> = Vec::new();
     let mut i = 0;
     let mut spaced = false;
+    // Nesting of brackets: thousands separators are read only outside them,
+    // where `(12,102)` is a pair and `12,102` a number.
+    let mut depth = 0usize;
     while i < chars.len() {
         let c = chars[i];
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
         if c.is_whitespace() || c == '~' {
             spaced = true;
             i += 1;
             continue;
         }
-        let mut push = |tok: Tok, out: &mut Vec<Token>| {
+        let push = |tok: Tok, out: &mut Vec<Token>| {
             out.push(Token { tok, spaced });
         };
         if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
@@ -89,7 +97,7 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
             }
             let mut integer_len = i - start;
             // Thousands separators: 1,234,567 (no space after the comma).
-            if c != '0' && integer_len <= 3 {
+            if c != '0' && integer_len <= 3 && depth == 0 {
                 while chars.get(i) == Some(&',')
                     && chars.get(i + 1..i + 4).is_some_and(|d| d.iter().all(char::is_ascii_digit))
                     && !chars.get(i + 4).is_some_and(char::is_ascii_digit)
@@ -144,6 +152,16 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
                     | "nolimits" | "mleft" | "mright" | "middle" | "hline" | "textstyle" => {
                         spaced = true;
                         continue;
+                    }
+                    // `\quadx` is `\quad x` as graders read it.
+                    _ if (name.starts_with("qquad") || name.starts_with("quad")) && name.len() > 4 => {
+                        let rest = name.trim_start_matches("qquad").trim_start_matches("quad");
+                        for letter in rest.chars() {
+                            out.push(Token {
+                                tok: Tok::Letter(letter),
+                                spaced: true,
+                            });
+                        }
                     }
                     "le" | "leq" | "leqslant" | "leqq" => push(Tok::Le, &mut out),
                     "ge" | "geq" | "geqslant" | "geqq" => push(Tok::Ge, &mut out),
@@ -316,15 +334,30 @@ impl Parser {
 
     /// Comma- or semicolon-separated relations; several make a set.
     fn list(&mut self) -> PResult<Vec<Expr>> {
-        let mut items = vec![self.relation()?];
-        while matches!(self.peek(), Some(Tok::Op(',' | ';'))) {
+        // `a, b; c, d` is two groups: {(a, b), (c, d)}.
+        let mut groups: Vec<Vec<Expr>> = vec![vec![self.relation()?]];
+        while let Some(Tok::Op(sep @ (',' | ';'))) = self.peek() {
+            let sep = *sep;
             self.pos += 1;
             if matches!(self.peek(), None | Some(Tok::Op(')' | ']' | '}')) | Some(Tok::SetClose)) {
                 break;
             }
-            items.push(self.relation()?);
+            if sep == ';' {
+                groups.push(Vec::new());
+            }
+            let item = self.relation()?;
+            groups.last_mut()?.push(item);
         }
-        Some(items)
+        if groups.len() == 1 {
+            return groups.pop();
+        }
+        Some(
+            groups
+                .into_iter()
+                .filter(|g| !g.is_empty())
+                .map(|mut g| if g.len() == 1 { g.pop().unwrap_or_else(|| num(0)) } else { Expr::Tuple(g) })
+                .collect(),
+        )
     }
 
     fn relop(&self) -> Option<(RelOpOrApprox, usize)> {
@@ -695,7 +728,14 @@ impl Parser {
                 }
             }
             Tok::Text(text) => {
-                let t = text.trim();
+                let mut t = text.trim();
+                // `\text{(C)}` names choice C.
+                if let Some(inner) = t.strip_prefix('(').and_then(|x| x.strip_suffix(')'))
+                    && !inner.is_empty()
+                    && inner.chars().all(char::is_alphanumeric)
+                {
+                    t = inner;
+                }
                 if let Some(n) = Number::parse(t) {
                     Expr::Num(n)
                 } else if t.is_empty() {

@@ -167,6 +167,10 @@ fn fancy_replace(regex: &FancyRegex, text: &str, with: &str) -> String {
 /// Normalises LaTeX before parsing.
 pub fn normalize(text: &str, boxed: Boxed) -> String {
     let mut text = extract_boxed(text, boxed);
+    // Escaped once too often: `\\frac` for `\frac`.
+    if !text.contains("matrix") && !text.contains("array") {
+        text = COMMAND_SLASH.replace_all(&text, "\\$1").into_owned();
+    }
 
     // Presentation.
     text = text
@@ -193,9 +197,6 @@ pub fn normalize(text: &str, boxed: Boxed) -> String {
     text = PERCENT_WORDS.replace_all(&text, "%").into_owned();
     text = fancy_replace(&INF, &text, "\\infty");
     text = text.replace('\n', " ").replace('\t', " ");
-    if !text.contains("matrix") && !text.contains("array") {
-        text = COMMAND_SLASH.replace_all(&text, "\\$1").into_owned();
-    }
     text = DEGREES.replace_all(&text, "").into_owned();
 
     // Units.

@@ -76,7 +76,12 @@ fn verdict(case: &Value) -> bool {
         allow_set_relation: verify["allow_set_relation_comp"].as_bool().unwrap_or(false),
     };
     let budget = Budget::until(Instant::now() + Duration::from_secs(5));
-    compare::verify(&gold, &pred, compare_options, &budget)
+    let result = compare::verify(&gold, &pred, compare_options, &budget);
+    // R1_DEBUG_CASE=mv-0063 shows what was extracted for one case.
+    if std::env::var("R1_DEBUG_CASE").is_ok_and(|id| case["id"] == id.as_str()) {
+        eprintln!("gold candidates: {gold:?}\npred candidates: {pred:?}\nresult: {result}");
+    }
+    result
 }
 
 fn cases(file: &str) -> Option<Vec<Value>> {
