@@ -1,7 +1,19 @@
-//! The reward service: turns completions into rewards.
+//! The reward service: turns completions into rewards. It owns the
+//! rule-based rewards of R1's reasoning stage — math accuracy, the format
+//! template and language consistency — combined per task profile, and serves
+//! them over gRPC and HTTP and as a worker on the rollouts stream.
 //!
 //! # Layout
 //!
-//! * [`math`] — the accuracy reward for math: answer extraction and
-//!   equivalence checking.
+//! * [`math`] — answer extraction and equivalence checking.
+//! * [`format`] — the `<think>`/`<answer>` template.
+//! * [`language`] — the share of reasoning words in the target language.
+//! * [`config`] — the TOML configuration: math settings and profile weights.
+//! * [`scoring`] — combines the components into a `Score`.
+//! * [`metrics`] — Prometheus metrics.
+pub mod config;
+pub mod format;
+pub mod language;
 pub mod math;
+pub mod metrics;
+pub mod scoring;

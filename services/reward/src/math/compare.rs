@@ -73,7 +73,12 @@ struct Ctx<'a> {
 }
 
 /// True when any gold candidate matches any predicted candidate.
-pub fn verify(gold: &[Candidate], pred: &[Candidate], options: CompareOptions, budget: &Budget) -> bool {
+pub fn verify(
+    gold: &[Candidate],
+    pred: &[Candidate],
+    options: CompareOptions,
+    budget: &Budget,
+) -> bool {
     let ctx = Ctx { options, budget };
     gold.iter().any(|g| {
         pred.iter().any(|p| match (g, p) {
@@ -181,10 +186,16 @@ impl Ctx<'_> {
         } else if gold_assignment && pred_assignment {
             gold = first_to_last(&gold);
             pred = first_to_last(&pred);
-        } else if gold_assignment && pred.is_relation() && matches!(&gold, Expr::Relation(_, ops) if ops.contains(&RelOp::In)) {
+        } else if gold_assignment
+            && pred.is_relation()
+            && matches!(&gold, Expr::Relation(_, ops) if ops.contains(&RelOp::In))
+        {
             // `x \in S` against `a \le x \le b`.
             gold = last_rhs(&gold);
-        } else if pred_assignment && gold.is_relation() && matches!(&pred, Expr::Relation(_, ops) if ops.contains(&RelOp::In)) {
+        } else if pred_assignment
+            && gold.is_relation()
+            && matches!(&pred, Expr::Relation(_, ops) if ops.contains(&RelOp::In))
+        {
             pred = last_rhs(&pred);
         } else if is_equation(&pred) && !is_equation(&gold) && !gold.is_relation() {
             pred = last_rhs(&pred);
@@ -204,15 +215,18 @@ impl Ctx<'_> {
             (Expr::Relation(..), _) | (_, Expr::Relation(..)) => false,
             _ if gold.is_collection() || pred.is_collection() => self.sets_equal(&gold, &pred),
             (Expr::Sym(_), _) | (_, Expr::Sym(_)) => symbols_equal(&gold, &pred),
-            _ if has_matrix(&gold) || has_matrix(&pred) => match (matrix_value(&gold), matrix_value(&pred)) {
-                (Some(a), Some(b)) => {
-                    a.len() == b.len()
-                        && a.iter().zip(&b).all(|(ra, rb)| {
-                            ra.len() == rb.len() && ra.iter().zip(rb).all(|(x, y)| self.equal(x, y))
-                        })
+            _ if has_matrix(&gold) || has_matrix(&pred) => {
+                match (matrix_value(&gold), matrix_value(&pred)) {
+                    (Some(a), Some(b)) => {
+                        a.len() == b.len()
+                            && a.iter().zip(&b).all(|(ra, rb)| {
+                                ra.len() == rb.len()
+                                    && ra.iter().zip(rb).all(|(x, y)| self.equal(x, y))
+                            })
+                    }
+                    _ => false,
                 }
-                _ => false,
-            },
+            }
             _ => self.numbers_equal(&gold, &pred) || self.same_function(&gold, &pred, false),
         }
     }
@@ -288,7 +302,11 @@ impl Ctx<'_> {
     /// Symbolic equality by evaluation at random points; with `up_to_factor`
     /// also `gold = k · pred` for a constant k ≠ 0.
     fn same_function(&self, gold: &Expr, pred: &Expr, up_to_factor: bool) -> bool {
-        let symbols: BTreeSet<String> = gold.free_symbols().union(&pred.free_symbols()).cloned().collect();
+        let symbols: BTreeSet<String> = gold
+            .free_symbols()
+            .union(&pred.free_symbols())
+            .cloned()
+            .collect();
         let mut rng = StdRng::seed_from_u64(0x5eed);
         let mut agreeing = 0;
         let mut ratio: Option<Complex64> = None;
@@ -328,7 +346,13 @@ impl Ctx<'_> {
     }
 
     fn sets_equal(&self, gold: &Expr, pred: &Expr) -> bool {
-        let as_set = |e: &Expr| if e.is_collection() { e.clone() } else { Expr::Set(vec![e.clone()]) };
+        let as_set = |e: &Expr| {
+            if e.is_collection() {
+                e.clone()
+            } else {
+                Expr::Set(vec![e.clone()])
+            }
+        };
         let (gold, pred) = (as_set(gold), as_set(pred));
         match (&gold, &pred) {
             (
@@ -415,7 +439,10 @@ impl Ctx<'_> {
             other => other.clone(),
         };
         // The unknown: the one term that is not a constant.
-        let unknowns: Vec<&Expr> = terms.iter().filter(|t| constant_value(t).is_none()).collect();
+        let unknowns: Vec<&Expr> = terms
+            .iter()
+            .filter(|t| constant_value(t).is_none())
+            .collect();
         let [subject] = unknowns.as_slice() else {
             return false;
         };
@@ -531,7 +558,9 @@ fn bound(e: &Expr) -> Option<f64> {
         Expr::Mul(xs)
             if xs.len() == 2
                 && xs[1] == Expr::Const(Constant::Infinity)
-                && xs[0].exact().is_some_and(|r| r < num_rational::BigRational::from_integer(0.into())) =>
+                && xs[0]
+                    .exact()
+                    .is_some_and(|r| r < num_rational::BigRational::from_integer(0.into())) =>
         {
             Some(f64::NEG_INFINITY)
         }
@@ -554,7 +583,13 @@ fn close(a: Complex64, b: Complex64, tolerance: f64) -> bool {
 fn unwrap_assignments(items: &[Expr]) -> Vec<Expr> {
     items
         .iter()
-        .map(|e| if is_assignment(e) { last_rhs(e) } else { e.clone() })
+        .map(|e| {
+            if is_assignment(e) {
+                last_rhs(e)
+            } else {
+                e.clone()
+            }
+        })
         .collect()
 }
 
@@ -579,7 +614,13 @@ fn symbols_equal(gold: &Expr, pred: &Expr) -> bool {
     let (Some(g), Some(p)) = (concat(gold), concat(pred)) else {
         return false;
     };
-    let fold = |s: String| if s.chars().count() > 1 { s.to_lowercase() } else { s };
+    let fold = |s: String| {
+        if s.chars().count() > 1 {
+            s.to_lowercase()
+        } else {
+            s
+        }
+    };
     let (g, p) = (fold(g), fold(p));
     // Two different single letters stay different: `d` is not `E`.
     g == p

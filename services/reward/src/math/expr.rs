@@ -384,10 +384,14 @@ impl Expr {
     pub fn exact(&self) -> Option<BigRational> {
         match self {
             Self::Num(Number::Rational(r)) => Some(r.clone()),
-            Self::Add(xs) => xs.iter().try_fold(BigRational::zero(), |acc, x| Some(acc + x.exact()?)),
+            Self::Add(xs) => xs
+                .iter()
+                .try_fold(BigRational::zero(), |acc, x| Some(acc + x.exact()?)),
             Self::Mul(xs) => xs
                 .iter()
-                .try_fold(BigRational::from_integer(1.into()), |acc, x| Some(acc * x.exact()?)),
+                .try_fold(BigRational::from_integer(1.into()), |acc, x| {
+                    Some(acc * x.exact()?)
+                }),
             Self::Pow(b, e) => rational_pow(&b.exact()?, &e.exact()?),
             _ => None,
         }
@@ -594,9 +598,9 @@ fn apply(f: Func, args: &[Complex64]) -> Option<Complex64> {
 /// so that `f(x) + f(y)` and `f(y) + f(x)` evaluate alike and `f(x)` and
 /// `g(x)` almost surely differ.
 fn undefined_function(name: &str, args: &[Complex64]) -> Complex64 {
-    let h = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let a = 0.5 + (h % 1000) as f64 / 997.0;
     let b = ((h >> 10) % 1000) as f64 / 311.0;
     let c = 1.0 + ((h >> 20) % 1000) as f64 / 503.0;
@@ -698,7 +702,11 @@ impl fmt::Display for Expr {
             } => write!(
                 f,
                 "{}({body}, ({var}, {lo}, {hi}))",
-                if *kind == Aggregate::Sum { "Sum" } else { "Product" }
+                if *kind == Aggregate::Sum {
+                    "Sum"
+                } else {
+                    "Product"
+                }
             ),
             Self::Tuple(xs) => {
                 f.write_str("(")?;

@@ -109,7 +109,9 @@ fn latex_env_pattern(prefix: &str, boxed: bool) -> String {
     ];
     if !boxed {
         let number = r"-?\d+(?:[.,]\d+)?";
-        patterns.push(format!(r"(?P<{prefix}latexFraction>-?\\frac\{{{number}\}}\{{{number}\}})"));
+        patterns.push(format!(
+            r"(?P<{prefix}latexFraction>-?\\frac\{{{number}\}}\{{{number}\}})"
+        ));
     }
     format!(r"(?:(?:{})\s*{percent}?)", patterns.join("|"))
 }
@@ -138,8 +140,16 @@ static LATEX: LazyLock<LatexRegexes> = LazyLock::new(|| {
     let envs = latex_chain(false);
     LatexRegexes {
         anchored: vec![
-            (compile(&format!(r"(?s)(?i:final answer is):?\s*{envs}\.?\s?I hope")), 0),
-            (compile(&format!(r"(?s)(?i:final answer.{{0,100}}?)\s+is:?\s*{envs}")), 50),
+            (
+                compile(&format!(r"(?s)(?i:final answer is):?\s*{envs}\.?\s?I hope")),
+                0,
+            ),
+            (
+                compile(&format!(
+                    r"(?s)(?i:final answer.{{0,100}}?)\s+is:?\s*{envs}"
+                )),
+                50,
+            ),
             (compile(&format!(r"(?s)(?i:answer):.{{0,50}}?{envs}")), 100),
             (compile(&format!(r"(?s)(?i:answer).{{0,50}}?{envs}")), 200),
         ],
@@ -170,10 +180,26 @@ static EXPR: LazyLock<ExprRegexes> = LazyLock::new(|| {
     let either = format!("(?:{with_expr}|{with_number})");
     ExprRegexes {
         anchored: vec![
-            (compile(&format!(r"(?i:final answer is):?\s*{either}\.?\s?I hope")), 0),
-            (compile(&format!(r"(?i:final answer.{{0,100}}?)\s+is:?{either}")), 50),
-            (compile(&format!(r"(?i:answer):(?:.{{0,100}}=\s*|.{{0,50}}?){either}(?!\s*=)")), 100),
-            (compile(&format!(r"(?i:answer)(?:.{{0,100}}=\s*|.{{0,50}}?){either}(?!\s*=)")), 200),
+            (
+                compile(&format!(r"(?i:final answer is):?\s*{either}\.?\s?I hope")),
+                0,
+            ),
+            (
+                compile(&format!(r"(?i:final answer.{{0,100}}?)\s+is:?{either}")),
+                50,
+            ),
+            (
+                compile(&format!(
+                    r"(?i:answer):(?:.{{0,100}}=\s*|.{{0,50}}?){either}(?!\s*=)"
+                )),
+                100,
+            ),
+            (
+                compile(&format!(
+                    r"(?i:answer)(?:.{{0,100}}=\s*|.{{0,50}}?){either}(?!\s*=)"
+                )),
+                200,
+            ),
         ],
         plain_expr: compile(&with_expr),
         plain_number: compile(&with_number),
@@ -191,13 +217,23 @@ fn string_regexes(strings: &[String], without_anchor: bool) -> StringRegexes {
     if let Some(found) = cache.get(&key) {
         return found.clone();
     }
-    let keys = strings.iter().map(|s| fancy_regex::escape(s)).collect::<Vec<_>>().join("|");
+    let keys = strings
+        .iter()
+        .map(|s| fancy_regex::escape(s))
+        .collect::<Vec<_>>()
+        .join("|");
     let keys = format!("(?P<string_keys>{keys})");
     let suffix = r"(?:\*\*)?(?:\.|,|:|\s|$)";
     let answer = format!(r"(^|\s)(?:\*\*)?{keys}{suffix}");
     let mut regexes = vec![
-        (compile(&format!(r"(?i:final answer is):?\s*{keys}\.?\s?I hope")), 0),
-        (compile(&format!(r"(?i:final answer.{{0,100}}?)\s+is:?\s*{keys}")), 50),
+        (
+            compile(&format!(r"(?i:final answer is):?\s*{keys}\.?\s?I hope")),
+            0,
+        ),
+        (
+            compile(&format!(r"(?i:final answer.{{0,100}}?)\s+is:?\s*{keys}")),
+            50,
+        ),
         (compile(&format!(r"(?i:answer):.{{0,50}}?{answer}")), 100),
         (compile(&format!(r"(?i:answer).{{0,50}}?{answer}")), 200),
     ];
@@ -283,15 +319,20 @@ fn extract_latex(caps: &Captures<'_>) -> (Option<Expr>, String, Vec<(usize, usiz
     let mut texts = Vec::new();
     let mut first_spans = Vec::new();
     for prefix in ["first", "next1", "next2", "next3", "next4", "next5"] {
-        let Some((group, m)) = LATEX_GROUPS.iter().find_map(|g| {
-            caps.name(&format!("{prefix}_{g}")).map(|m| (*g, m))
-        }) else {
+        let Some((group, m)) = LATEX_GROUPS
+            .iter()
+            .find_map(|g| caps.name(&format!("{prefix}_{g}")).map(|m| (*g, m)))
+        else {
             continue;
         };
         if prefix == "first" {
             first_spans.push((m.start(), m.end()));
         }
-        let mode = if group == "latexBoxed" { Boxed::Last } else { Boxed::All };
+        let mode = if group == "latexBoxed" {
+            Boxed::Last
+        } else {
+            Boxed::All
+        };
         let normalized = normalize::normalize(m.as_str(), mode);
         let is_percent = caps.name(&format!("{prefix}_percent")).is_some();
         let parsed = parse_latex(&normalized).map(|e| if is_percent { percent(e) } else { e });
@@ -316,9 +357,8 @@ fn extract_latex(caps: &Captures<'_>) -> (Option<Expr>, String, Vec<(usize, usiz
 }
 
 fn extract_expr(caps: &Captures<'_>) -> (Option<Expr>, String) {
-    let group = |prefix: &str| {
-        (1..=3).find_map(|i| caps.name(&format!("{prefix}{i}")).map(|m| m.as_str()))
-    };
+    let group =
+        |prefix: &str| (1..=3).find_map(|i| caps.name(&format!("{prefix}{i}")).map(|m| m.as_str()));
     let integer = group("integer").unwrap_or("");
     let decimal = group("decimal").unwrap_or("");
     if !integer.is_empty() || !decimal.is_empty() {
@@ -328,13 +368,21 @@ fn extract_expr(caps: &Captures<'_>) -> (Option<Expr>, String) {
             digits.remove(0);
         }
         let trimmed = digits.trim_start_matches('0');
-        let mut number = if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() };
+        let mut number = if trimmed.is_empty() {
+            "0".to_owned()
+        } else {
+            trimmed.to_owned()
+        };
         if negative {
             number.insert(0, '-');
         }
         number.push_str(&decimal.replace(',', "."));
         let value = Number::parse(&number).map(Expr::Num);
-        let value = if caps.name("percent").is_some() { value.map(percent) } else { value };
+        let value = if caps.name("percent").is_some() {
+            value.map(percent)
+        } else {
+            value
+        };
         return (value, number);
     }
     let expr = caps.name("expr").map(|m| m.as_str()).unwrap_or("");
@@ -342,11 +390,16 @@ fn extract_expr(caps: &Captures<'_>) -> (Option<Expr>, String) {
         return (None, String::new());
     }
     let text = expr.replace('\n', " ");
-    (latex::parse(&text, ParseOptions::default()), expr.to_owned())
+    (
+        latex::parse(&text, ParseOptions::default()),
+        expr.to_owned(),
+    )
 }
 
 fn value_spans(caps: &Captures<'_>) -> Vec<(usize, usize)> {
-    let names = ["expr", "integer1", "integer2", "integer3", "decimal1", "decimal2", "decimal3"];
+    let names = [
+        "expr", "integer1", "integer2", "integer3", "decimal1", "decimal2", "decimal3",
+    ];
     names
         .iter()
         .filter_map(|n| caps.name(n))
@@ -427,9 +480,9 @@ pub fn extract(text: &str, targets: &[Target], options: ExtractOptions) -> Vec<C
         found.sort_by(|a, b| b.end.cmp(&a.end).then(a.start.cmp(&b.start)));
         for f in &found {
             if !failed_latex.is_empty() && matches!(f.kind, Kind::Expr) {
-                let overlaps = value_spans(&f.caps).iter().any(|(s, e)| {
-                    failed_latex.iter().any(|(lo, hi)| *s < *hi && *e > *lo)
-                });
+                let overlaps = value_spans(&f.caps)
+                    .iter()
+                    .any(|(s, e)| failed_latex.iter().any(|(lo, hi)| *s < *hi && *e > *lo));
                 if overlaps {
                     continue;
                 }
@@ -448,7 +501,11 @@ pub fn extract(text: &str, targets: &[Target], options: ExtractOptions) -> Vec<C
                 }
                 Kind::Strings(Target::Strings { lowercase, .. }) => {
                     let s = f.caps.name("string_keys").map(|m| m.as_str()).unwrap_or("");
-                    let parsed = if *lowercase { s.to_lowercase() } else { s.to_owned() };
+                    let parsed = if *lowercase {
+                        s.to_lowercase()
+                    } else {
+                        s.to_owned()
+                    };
                     (Some(Candidate::Text(parsed)), s.to_owned())
                 }
                 Kind::Strings(_) => (None, String::new()),

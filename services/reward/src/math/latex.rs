@@ -99,7 +99,9 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
             // Thousands separators: 1,234,567 (no space after the comma).
             if c != '0' && integer_len <= 3 && depth == 0 {
                 while chars.get(i) == Some(&',')
-                    && chars.get(i + 1..i + 4).is_some_and(|d| d.iter().all(char::is_ascii_digit))
+                    && chars
+                        .get(i + 1..i + 4)
+                        .is_some_and(|d| d.iter().all(char::is_ascii_digit))
                     && !chars.get(i + 4).is_some_and(char::is_ascii_digit)
                 {
                     i += 4;
@@ -129,8 +131,8 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
                 let name: String = chars[start..i].iter().collect();
                 match name.as_str() {
                     "text" | "textbf" | "textit" | "textrm" | "mbox" | "mathrm" | "mathbf"
-                    | "mathit" | "textnormal" | "operatorname" | "mathbb" | "mathcal"
-                    | "begin" | "end" | "hbox" => {
+                    | "mathit" | "textnormal" | "operatorname" | "mathbb" | "mathcal" | "begin"
+                    | "end" | "hbox" => {
                         let j = skip_spaces(&chars, i);
                         if chars.get(j) != Some(&'{') {
                             return None;
@@ -141,7 +143,9 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
                             "begin" => Tok::Begin(content.trim().to_owned()),
                             "end" => Tok::End(content.trim().to_owned()),
                             "operatorname" => Tok::Cmd(content.trim().to_owned()),
-                            "mathbb" | "mathcal" => Tok::Text(format!("\\mathbb{{{}}}", content.trim())),
+                            "mathbb" | "mathcal" => {
+                                Tok::Text(format!("\\mathbb{{{}}}", content.trim()))
+                            }
                             _ => Tok::Text(content),
                         };
                         push(tok, &mut out);
@@ -154,7 +158,9 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
                         continue;
                     }
                     // `\quadx` is `\quad x` as graders read it.
-                    _ if (name.starts_with("qquad") || name.starts_with("quad")) && name.len() > 4 => {
+                    _ if (name.starts_with("qquad") || name.starts_with("quad"))
+                        && name.len() > 4 =>
+                    {
                         let rest = name.trim_start_matches("qquad").trim_start_matches("quad");
                         for letter in rest.chars() {
                             out.push(Token {
@@ -285,10 +291,41 @@ fn function_of(name: &str) -> Option<Func> {
 }
 
 const GREEK: &[&str] = &[
-    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
-    "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
-    "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma",
-    "Upsilon", "Phi", "Psi", "Omega",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Sigma",
+    "Upsilon",
+    "Phi",
+    "Psi",
+    "Omega",
 ];
 
 impl Parser {
@@ -339,7 +376,10 @@ impl Parser {
         while let Some(Tok::Op(sep @ (',' | ';'))) = self.peek() {
             let sep = *sep;
             self.pos += 1;
-            if matches!(self.peek(), None | Some(Tok::Op(')' | ']' | '}')) | Some(Tok::SetClose)) {
+            if matches!(
+                self.peek(),
+                None | Some(Tok::Op(')' | ']' | '}')) | Some(Tok::SetClose)
+            ) {
                 break;
             }
             if sep == ';' {
@@ -355,7 +395,13 @@ impl Parser {
             groups
                 .into_iter()
                 .filter(|g| !g.is_empty())
-                .map(|mut g| if g.len() == 1 { g.pop().unwrap_or_else(|| num(0)) } else { Expr::Tuple(g) })
+                .map(|mut g| {
+                    if g.len() == 1 {
+                        g.pop().unwrap_or_else(|| num(0))
+                    } else {
+                        Expr::Tuple(g)
+                    }
+                })
                 .collect(),
         )
     }
@@ -470,14 +516,37 @@ impl Parser {
 
     fn starts_factor(&self) -> bool {
         match self.peek() {
-            Some(Tok::Num(_) | Tok::Letter(_) | Tok::Text(_) | Tok::SetOpen | Tok::Begin(_)) => true,
+            Some(Tok::Num(_) | Tok::Letter(_) | Tok::Text(_) | Tok::SetOpen | Tok::Begin(_)) => {
+                true
+            }
             Some(Tok::Op('(' | '{')) => true,
             Some(Tok::Op('|')) => self.abs_depth == 0,
             Some(Tok::Cmd(c)) => !matches!(
                 c.as_str(),
-                "cdot" | "times" | "div" | "pm" | "mp" | "cup" | "cap" | "in" | "approx" | "sim"
-                    | "simeq" | "equiv" | "circ" | "setminus" | "to" | "rightarrow" | "Rightarrow"
-                    | "implies" | "rfloor" | "rceil" | "right" | "and" | "or" | "quad"
+                "cdot"
+                    | "times"
+                    | "div"
+                    | "pm"
+                    | "mp"
+                    | "cup"
+                    | "cap"
+                    | "in"
+                    | "approx"
+                    | "sim"
+                    | "simeq"
+                    | "equiv"
+                    | "circ"
+                    | "setminus"
+                    | "to"
+                    | "rightarrow"
+                    | "Rightarrow"
+                    | "implies"
+                    | "rfloor"
+                    | "rceil"
+                    | "right"
+                    | "and"
+                    | "or"
+                    | "quad"
             ),
             _ => false,
         }
@@ -669,7 +738,10 @@ impl Parser {
         let sub = self.subscript_expr()?;
         Some(match &sub {
             Expr::Num(n) => Expr::Sym(format!("{name}_{n}")),
-            Expr::Sym(s) if s.chars().count() == 1 && !name.chars().next().is_some_and(char::is_uppercase) => {
+            Expr::Sym(s)
+                if s.chars().count() == 1
+                    && !name.chars().next().is_some_and(char::is_uppercase) =>
+            {
                 Expr::Sym(format!("{name}_{s}"))
             }
             _ => Expr::Apply(name, vec![sub]),
@@ -912,7 +984,14 @@ impl Parser {
                 if !matches!(self.next()?, Tok::Cmd(c) if c == close) {
                     return None;
                 }
-                Expr::Func(if name == "lfloor" { Func::Floor } else { Func::Ceil }, vec![inner])
+                Expr::Func(
+                    if name == "lfloor" {
+                        Func::Floor
+                    } else {
+                        Func::Ceil
+                    },
+                    vec![inner],
+                )
             }
             "sum" | "prod" => {
                 self.expect(&Tok::Op('_'))?;
@@ -1079,7 +1158,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input_without_panicking() {
-        for bad in ["\\frac{1}{", "((((", "\\unknowncommand", "}", "1+", "\\begin{pmatrix}1"] {
+        for bad in [
+            "\\frac{1}{",
+            "((((",
+            "\\unknowncommand",
+            "}",
+            "1+",
+            "\\begin{pmatrix}1",
+        ] {
             assert_eq!(p(bad), "<none>", "{bad}");
         }
         let deep = "{".repeat(10_000) + &"}".repeat(10_000);

@@ -125,7 +125,9 @@ impl MathConfig {
         let mut candidates = extract::extract(region, &self.targets(), ExtractOptions::default());
         if candidates.iter().all(|c| matches!(c, Candidate::Text(_))) && region.len() <= 2048 {
             // A tagged answer is often bare LaTeX with no $ around it.
-            if let Some(value) = extract::parse_latex(&normalize::normalize(region, normalize::Boxed::Last)) {
+            if let Some(value) =
+                extract::parse_latex(&normalize::normalize(region, normalize::Boxed::Last))
+            {
                 candidates.insert(0, Candidate::Value(value));
             }
         }
@@ -138,7 +140,9 @@ impl MathConfig {
         let targets = [Target::latex(), Target::expr()];
         let mut candidates = extract::extract(gold, &targets, ExtractOptions::default());
         if candidates.iter().all(|c| matches!(c, Candidate::Text(_))) && gold.len() <= 4096 {
-            if let Some(value) = extract::parse_latex(&normalize::normalize(gold, normalize::Boxed::Last)) {
+            if let Some(value) =
+                extract::parse_latex(&normalize::normalize(gold, normalize::Boxed::Last))
+            {
                 candidates.insert(0, Candidate::Value(value));
             }
         }
@@ -165,11 +169,16 @@ impl MathConfig {
 
 /// The best candidate as text: the parsed value, or the matched text.
 fn describe(candidates: &[Candidate]) -> Option<String> {
-    candidates.iter().find_map(|c| match c {
-        Candidate::Value(v) => Some(v.to_string()),
-        Candidate::Text(_) => None,
-    }).or_else(|| candidates.iter().find_map(|c| match c {
-        Candidate::Text(t) if !t.trim().is_empty() => Some(t.clone()),
-        _ => None,
-    }))
+    candidates
+        .iter()
+        .find_map(|c| match c {
+            Candidate::Value(v) => Some(v.to_string()),
+            Candidate::Text(_) => None,
+        })
+        .or_else(|| {
+            candidates.iter().find_map(|c| match c {
+                Candidate::Text(t) if !t.trim().is_empty() => Some(t.clone()),
+                _ => None,
+            })
+        })
 }

@@ -25,12 +25,15 @@ fn fancy(pattern: &str) -> FancyRegex {
 }
 
 static LEFT_RIGHT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\\m?(?:left|right)(\\\{|\{|\\\||\||\[|\(|\\\}|\}|\]|\)|\\lbrace|\\rbrace|\\lbrack|\\rbrack|\\vert|\\lvert|\\rvert|\\lceil|\\rceil|\\lfloor|\\rfloor|\\langle|\\rangle|\.)")
+    re(
+        r"\\m?(?:left|right)(\\\{|\{|\\\||\||\[|\(|\\\}|\}|\]|\)|\\lbrace|\\rbrace|\\lbrack|\\rbrack|\\vert|\\lvert|\\rvert|\\lceil|\\rceil|\\lfloor|\\rfloor|\\langle|\\rangle|\.)",
+    )
 });
 static TO_REMOVE: LazyLock<FancyRegex> = LazyLock::new(|| {
     fancy(r#"\\mathrm\{th\}|\\!\s*|\\text\s*\{\s*\}|\\\$|\$|(?<!\\)["']|\\displaystyle"#)
 });
-static MATH_STYLE: LazyLock<Regex> = LazyLock::new(|| re(r"\\math(?:rm|it|bf)\b|\\text(?:normal|bf|it|rm)\b"));
+static MATH_STYLE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\\math(?:rm|it|bf)\b|\\text(?:normal|bf|it|rm)\b"));
 static FRAC_STYLE: LazyLock<Regex> = LazyLock::new(|| re(r"\\[dtc]frac"));
 static DECIMAL_SPACE: LazyLock<Regex> = LazyLock::new(|| re(r"(\s|\{)\.(\d)"));
 static BRACED_COMMA: LazyLock<Regex> = LazyLock::new(|| re(r"\s*\{\s*,\s*\}"));
@@ -48,28 +51,149 @@ static UNIT_SUPERSCRIPT: LazyLock<Regex> =
     LazyLock::new(|| re(r"(\\(?:text|mbox)\{[^{}]*\})(\^\d|\^\{\d\}|\{\^\d\})?\s*$"));
 static UNITS: LazyLock<Regex> = LazyLock::new(|| {
     let units = [
-        "integer", "point", "feet", "foot", "sue", "digit", "pound", "meal", "edge", "student",
-        "children ticket", "multiple", "east", "degree", "mph", "kmph", "ft", "m square",
-        "m east", "sq m", "deg", "mile", "monkey", "prime", "ratio", "profit of rs", "rd", "gm",
-        "lb", "tile", "per", "dm", "lt", "gain", "way", "west", "no change", "men", "soldier",
-        "pie", "excess", "st", "inches", "noon", "cent", "gal", "kmh", "acre", "rise", "th",
-        "sq", "mark", "toy", "coin", "gallon", "profit", "minw", "yr", "women", "am", "pm", "hr",
-        "cu cm", "square", "rupee", "rounds", "cubic", "cc", "mtr", "ohm", "number", "day",
-        "hour", "minute", "min", "second", "man", "woman", "sec", "cube", "mt", "sq inch", "mp",
-        "hectare", "more", "unit", "cm 2", "rs", "kg", "g", "month", "km", "m", "cm", "mm",
-        "apple", "liter", "loss", "yard", "pure", "year", "increase", "decrease", "less",
-        "Surface", "litre", "pi sq m", "metre", "meter", "inch", "dollar", "cents", "miles",
-        "yuan", "units", "people", "ways", "times", "seconds", "hours", "minutes", "days",
-        "weeks", "week", "years", "meters", "centimeters", "kilometers", "grams", "kilograms",
+        "integer",
+        "point",
+        "feet",
+        "foot",
+        "sue",
+        "digit",
+        "pound",
+        "meal",
+        "edge",
+        "student",
+        "children ticket",
+        "multiple",
+        "east",
+        "degree",
+        "mph",
+        "kmph",
+        "ft",
+        "m square",
+        "m east",
+        "sq m",
+        "deg",
+        "mile",
+        "monkey",
+        "prime",
+        "ratio",
+        "profit of rs",
+        "rd",
+        "gm",
+        "lb",
+        "tile",
+        "per",
+        "dm",
+        "lt",
+        "gain",
+        "way",
+        "west",
+        "no change",
+        "men",
+        "soldier",
+        "pie",
+        "excess",
+        "st",
+        "inches",
+        "noon",
+        "cent",
+        "gal",
+        "kmh",
+        "acre",
+        "rise",
+        "th",
+        "sq",
+        "mark",
+        "toy",
+        "coin",
+        "gallon",
+        "profit",
+        "minw",
+        "yr",
+        "women",
+        "am",
+        "pm",
+        "hr",
+        "cu cm",
+        "square",
+        "rupee",
+        "rounds",
+        "cubic",
+        "cc",
+        "mtr",
+        "ohm",
+        "number",
+        "day",
+        "hour",
+        "minute",
+        "min",
+        "second",
+        "man",
+        "woman",
+        "sec",
+        "cube",
+        "mt",
+        "sq inch",
+        "mp",
+        "hectare",
+        "more",
+        "unit",
+        "cm 2",
+        "rs",
+        "kg",
+        "g",
+        "month",
+        "km",
+        "m",
+        "cm",
+        "mm",
+        "apple",
+        "liter",
+        "loss",
+        "yard",
+        "pure",
+        "year",
+        "increase",
+        "decrease",
+        "less",
+        "Surface",
+        "litre",
+        "pi sq m",
+        "metre",
+        "meter",
+        "inch",
+        "dollar",
+        "cents",
+        "miles",
+        "yuan",
+        "units",
+        "people",
+        "ways",
+        "times",
+        "seconds",
+        "hours",
+        "minutes",
+        "days",
+        "weeks",
+        "week",
+        "years",
+        "meters",
+        "centimeters",
+        "kilometers",
+        "grams",
+        "kilograms",
     ];
     let mut sorted = units.to_vec();
     sorted.sort_by_key(|u| std::cmp::Reverse(u.len()));
-    re(&format!(r"(\d|\}}|\s)\s*(?:{})(?:s|es)?\s*$", sorted.join("|")))
+    re(&format!(
+        r"(\d|\}}|\s)\s*(?:{})(?:s|es)?\s*$",
+        sorted.join("|")
+    ))
 });
 static MALFORMED_POWER: LazyLock<Regex> = LazyLock::new(|| re(r"\^\s?\(([^()]*)\)"));
 static BARE_SQRT: LazyLock<FancyRegex> = LazyLock::new(|| fancy(r"(?<!\\)\bsqrt\s?\(([^()]*)\)"));
 static SQRT_PAREN: LazyLock<Regex> = LazyLock::new(|| re(r"\\sqrt\s?\(([^()]*)\)"));
-static DEGREES: LazyLock<Regex> = LazyLock::new(|| re(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree"));
+static DEGREES: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree"));
 
 /// Returns the contents of `\boxed{…}`/`\fbox{…}` in `text`, or `text` itself
 /// when there is none.
@@ -121,7 +245,9 @@ pub fn extract_boxed(text: &str, mode: Boxed) -> String {
             let previous = results.last().map(String::as_str).unwrap_or("");
             let separated = between.contains(',')
                 || between.contains(';')
-                || between.split(|c: char| !c.is_alphanumeric()).any(|w| w == "and" || w == "or");
+                || between
+                    .split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w == "and" || w == "or");
             let near = between.chars().count() < 10;
             let related = content != previous && between.chars().count() < 70 && separated;
             if !(near || related) {
@@ -181,7 +307,11 @@ pub fn normalize(text: &str, boxed: Boxed) -> String {
         .replace("\\end{matrix}\\right]", "\\end{bmatrix}");
     text = LEFT_RIGHT
         .replace_all(&text, |c: &regex::Captures<'_>| {
-            if &c[1] == "." { String::new() } else { c[1].to_owned() }
+            if &c[1] == "." {
+                String::new()
+            } else {
+                c[1].to_owned()
+            }
         })
         .into_owned();
     text = fancy_replace(&TO_REMOVE, &text, "");
@@ -228,18 +358,36 @@ mod tests {
 
     #[test]
     fn boxed_contents_are_extracted() {
-        assert_eq!(extract_boxed("so \\boxed{\\frac{1}{2}}.", Boxed::Last), "\\frac{1}{2}");
-        assert_eq!(extract_boxed("\\boxed{1} and \\boxed{2}", Boxed::Last), "1,2");
-        assert_eq!(extract_boxed("\\boxed{1} no no no no no \\boxed{2}", Boxed::Last), "2");
-        assert_eq!(extract_boxed("\\boxed{1} no no no no no \\boxed{2}", Boxed::All), "1,2");
+        assert_eq!(
+            extract_boxed("so \\boxed{\\frac{1}{2}}.", Boxed::Last),
+            "\\frac{1}{2}"
+        );
+        assert_eq!(
+            extract_boxed("\\boxed{1} and \\boxed{2}", Boxed::Last),
+            "1,2"
+        );
+        assert_eq!(
+            extract_boxed("\\boxed{1} no no no no no \\boxed{2}", Boxed::Last),
+            "2"
+        );
+        assert_eq!(
+            extract_boxed("\\boxed{1} no no no no no \\boxed{2}", Boxed::All),
+            "1,2"
+        );
         assert_eq!(extract_boxed("\\boxed{12", Boxed::Last), "{12");
         assert_eq!(extract_boxed("plain", Boxed::Last), "plain");
     }
 
     #[test]
     fn presentation_and_units_are_removed() {
-        assert_eq!(normalize("\\left( \\frac{1}{3} \\right)", Boxed::All), "( \\frac{1}{3} )");
-        assert_eq!(normalize("\\frac{1}{3} \\textbf{meters}", Boxed::All), "\\frac{1}{3}");
+        assert_eq!(
+            normalize("\\left( \\frac{1}{3} \\right)", Boxed::All),
+            "( \\frac{1}{3} )"
+        );
+        assert_eq!(
+            normalize("\\frac{1}{3} \\textbf{meters}", Boxed::All),
+            "\\frac{1}{3}"
+        );
         assert_eq!(normalize("15\\mbox{ cm}^2", Boxed::All), "15");
         assert_eq!(normalize("125\\textnormal{ miles}", Boxed::All), "125");
         assert_eq!(normalize("28 percent", Boxed::All), "28%");

@@ -126,7 +126,8 @@ pub fn rational_to_f64(r: &BigRational) -> f64 {
     } else {
         r * BigRational::from_integer(BigInt::one() << ((-shift) as usize))
     };
-    let base = scaled.numer().to_f64().unwrap_or(f64::NAN) / scaled.denom().to_f64().unwrap_or(f64::NAN);
+    let base =
+        scaled.numer().to_f64().unwrap_or(f64::NAN) / scaled.denom().to_f64().unwrap_or(f64::NAN);
     base * 2f64.powi(shift.clamp(-2000, 2000) as i32)
 }
 

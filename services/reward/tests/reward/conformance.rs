@@ -11,7 +11,9 @@ use serde_json::Value;
 pub fn conformance_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("R1_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
     if dir.join("math_verify_cases.jsonl").is_file() {
         Some(dir)
     } else {
@@ -67,8 +69,16 @@ fn extract_options(case: &Value) -> ExtractOptions {
 fn verdict(case: &Value) -> bool {
     let options = extract_options(case);
     let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-    let gold = extract::extract(&text(&case["gold"]), &targets(&case["gold_extraction_config"]), options);
-    let pred = extract::extract(&text(&case["pred"]), &targets(&case["pred_extraction_config"]), options);
+    let gold = extract::extract(
+        &text(&case["gold"]),
+        &targets(&case["gold_extraction_config"]),
+        options,
+    );
+    let pred = extract::extract(
+        &text(&case["pred"]),
+        &targets(&case["pred_extraction_config"]),
+        options,
+    );
     let verify = &case["verify"];
     let compare_options = CompareOptions {
         float_rounding: case["precision"].as_u64().unwrap_or(6) as u32,
@@ -87,7 +97,12 @@ fn verdict(case: &Value) -> bool {
 fn cases(file: &str) -> Option<Vec<Value>> {
     let dir = conformance_dir()?;
     let text = std::fs::read_to_string(dir.join(file)).unwrap();
-    Some(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect())
+    Some(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+    )
 }
 
 #[test]
@@ -104,7 +119,16 @@ fn math_verify_suite_agreement_is_at_least_98_percent() {
                 "{} expected {expected}: gold {:?} pred {:?}",
                 case["id"].as_str().unwrap(),
                 case["gold"].as_str().unwrap_or(""),
-                case["pred"].as_str().unwrap_or("").chars().rev().take(120).collect::<String>().chars().rev().collect::<String>()
+                case["pred"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .rev()
+                    .take(120)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect::<String>()
             ));
         }
     }

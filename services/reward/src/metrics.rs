@@ -1,0 +1,128 @@
+//! Prometheus metrics of the reward service.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Check {
+    Math,
+    Format,
+    Language,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Outcome {
+    Correct,
+    Incorrect,
+    /// The time budget ran out (math) — counted as not correct.
+    Undecided,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub check: Check,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckKind {
+    pub check: Check,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Api {
+    Grpc,
+    Http,
+    Queue,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Rejection {
+    Overloaded,
+    InvalidArgument,
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    pub api: Api,
+    pub reason: Rejection,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub api: Api,
+}
+
+/// Every metric of the service; cheap to clone (shared handles).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub checks: Family<CheckLabels, Counter>,
+    pub check_seconds: Family<CheckKind, Histogram>,
+    pub completions_scored: Family<ApiLabels, Counter>,
+    pub rejected: Family<RejectionLabels, Counter>,
+    pub groups_scored: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            checks: Family::default(),
+            check_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-6, 4.0, 12))
+            }),
+            completions_scored: Family::default(),
+            rejected: Family::default(),
+            groups_scored: Counter::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("r1_reward");
+        r.register(
+            "checks",
+            "Reward checks by kind and outcome",
+            self.checks.clone(),
+        );
+        r.register(
+            "check_duration_seconds",
+            "Time of one reward check",
+            self.check_seconds.clone(),
+        );
+        r.register(
+            "completions_scored",
+            "Completions scored, by API",
+            self.completions_scored.clone(),
+        );
+        r.register(
+            "rejected_requests",
+            "Requests refused, by reason",
+            self.rejected.clone(),
+        );
+        r.register(
+            "groups_scored",
+            "Groups scored from the rollouts stream",
+            self.groups_scored.clone(),
+        );
+    }
+
+    pub fn check(&self, check: Check, outcome: Outcome, seconds: f64) {
+        self.checks
+            .get_or_create(&CheckLabels { check, outcome })
+            .inc();
+        self.check_seconds
+            .get_or_create(&CheckKind { check })
+            .observe(seconds);
+    }
+
+    pub fn reject(&self, api: Api, reason: Rejection) {
+        self.rejected
+            .get_or_create(&RejectionLabels { api, reason })
+            .inc();
+    }
+}
