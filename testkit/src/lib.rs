@@ -232,3 +232,87 @@ fn dechunk(mut rest: &str) -> String {
     }
     body
 }
+
+/// A service binary started as a real process; killed when dropped.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    child: Option<Child>,
+    /// The JSON object the service printed on stdout when it was ready.
+    pub ready: String,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `args` and waits (up to a minute) for the first
+    /// stdout line, which every r1 service prints once it listens.
+    pub fn start(binary: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(binary)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            // Keep draining so the service never blocks on a full pipe.
+            for _ in lines {}
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(Ok(line))) => Self {
+                child: Some(child),
+                ready: line,
+            },
+            other => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "{} did not report ready ({other:?}); exit: {status:?}",
+                    binary.display()
+                );
+            }
+        }
+    }
+
+    /// A field of the ready line, e.g. `"grpc"` → `"127.0.0.1:40123"`.
+    pub fn ready_field(&self, name: &str) -> String {
+        let key = format!("\"{name}\":\"");
+        let start = self
+            .ready
+            .find(&key)
+            .unwrap_or_else(|| panic!("no {name} in ready line {}", self.ready))
+            + key.len();
+        let end = self.ready[start..].find('"').expect("closing quote") + start;
+        self.ready[start..end].to_owned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().ok()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -11,9 +11,17 @@
 //! * [`config`] — the TOML configuration: math settings and profile weights.
 //! * [`scoring`] — combines the components into a `Score`.
 //! * [`metrics`] — Prometheus metrics.
+//! * [`api`], [`grpc`], [`http`] — the request APIs; [`worker`] — the queue
+//!   worker; [`service`] — the process that runs them.
+pub mod api;
 pub mod config;
+pub mod error;
 pub mod format;
+pub mod grpc;
+pub mod http;
 pub mod language;
 pub mod math;
 pub mod metrics;
 pub mod scoring;
+pub mod service;
+pub mod worker;

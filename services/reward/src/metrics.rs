@@ -1,19 +1,21 @@
 //! Prometheus metrics of the reward service.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use std::fmt::Write;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Check {
     Math,
     Format,
     Language,
 }
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Outcome {
     Correct,
     Incorrect,
@@ -32,14 +34,14 @@ pub struct CheckKind {
     pub check: Check,
 }
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Api {
     Grpc,
     Http,
     Queue,
 }
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Rejection {
     Overloaded,
     InvalidArgument,
@@ -125,4 +127,22 @@ impl Metrics {
             .get_or_create(&RejectionLabels { api, reason })
             .inc();
     }
+}
+
+/// Label values in snake case, as Prometheus convention has them.
+macro_rules! snake_case_label {
+    ($($ty:ident { $($variant:ident => $text:literal),* $(,)? })*) => {$(
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+                encoder.write_str(match self { $(Self::$variant => $text),* })
+            }
+        }
+    )*};
+}
+
+snake_case_label! {
+    Check { Math => "math", Format => "format", Language => "language" }
+    Outcome { Correct => "correct", Incorrect => "incorrect", Undecided => "undecided" }
+    Api { Grpc => "grpc", Http => "http", Queue => "queue" }
+    Rejection { Overloaded => "overloaded", InvalidArgument => "invalid_argument", Unsupported => "unsupported" }
 }
