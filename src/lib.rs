@@ -4,8 +4,10 @@
 //! # Layout
 //!
 //! * [`cli`] — argument parsing and dispatch to the subcommands.
+//! * [`math_check`] — `r1 math-check`: JSON Lines in, verdicts out.
 //! * [`bench`] — `r1 bench …`: throughput and latency measurements that print
 //!   numbers beside a reference measured in the same run.
 
 pub mod bench;
 pub mod cli;
+pub mod math_check;

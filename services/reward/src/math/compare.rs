@@ -23,6 +23,12 @@ pub struct CompareOptions {
     /// Whether a gold set (`x \in [1,2]`) may match a predicted relation
     /// (`1 \le x \le 2`). A gold relation always may match a predicted set.
     pub allow_set_relation: bool,
+    /// A decimal with three or more places also matches an exact value that
+    /// rounds to it at those places (`2.6667` for 8/3).
+    pub accept_rounded_decimals: bool,
+    /// A percentage `p%` also matches the bare number `p` (as well as
+    /// `p/100`, which always matches).
+    pub percent_matches_bare_number: bool,
 }
 
 impl Default for CompareOptions {
@@ -31,6 +37,8 @@ impl Default for CompareOptions {
             float_rounding: 6,
             strict: true,
             allow_set_relation: false,
+            accept_rounded_decimals: true,
+            percent_matches_bare_number: true,
         }
     }
 }
@@ -173,6 +181,11 @@ impl Ctx<'_> {
         }
         let mut gold = expand(gold);
         let mut pred = expand(pred);
+        // `i` read as a variable on one side and as the imaginary unit on the other.
+        if has_imaginary_unit(&gold) || has_imaginary_unit(&pred) {
+            gold = imaginary_i(&gold);
+            pred = imaginary_i(&pred);
+        }
         if !self.options.strict {
             pred = rename_like(&pred, &gold);
         }
@@ -271,6 +284,16 @@ impl Ctx<'_> {
     /// Numbers: exact rationals exactly, decimals after rounding, other
     /// constant expressions to 1e-12 relative.
     fn numbers_equal(&self, gold: &Expr, pred: &Expr) -> bool {
+        if self.options.percent_matches_bare_number
+            && let (Some((g, g_pct)), Some((p, p_pct))) = (gold.as_number(), pred.as_number())
+            && g_pct != p_pct
+            && self.numbers_equal(&Expr::Num(g.clone()), &Expr::Num(p.clone()))
+        {
+            return true;
+        }
+        if self.options.accept_rounded_decimals && self.rounded_decimal(gold, pred) {
+            return true;
+        }
         let digits = self.options.float_rounding;
         let atomic = gold.as_number().is_some() || pred.as_number().is_some();
         if atomic && (gold.contains_float() || pred.contains_float()) {
@@ -297,6 +320,29 @@ impl Ctx<'_> {
             (Some(a), Some(b)) => close(a, b, 1e-12),
             _ => false,
         }
+    }
+
+    /// One side a decimal written with `d ≥ 3` places, the other an exact
+    /// constant that rounds to it at `d` places.
+    fn rounded_decimal(&self, gold: &Expr, pred: &Expr) -> bool {
+        let check = |decimal: &Expr, exact: &Expr| -> bool {
+            let Some((Number::Float(_), false)) = decimal.as_number() else {
+                return false;
+            };
+            let Some(places) = decimal_places(decimal) else {
+                return false;
+            };
+            if places < 3 || exact.contains_float() {
+                return false;
+            }
+            match (constant_value(decimal), constant_value(exact)) {
+                (Some(d), Some(e)) if e.im == 0.0 => {
+                    round_to(e.re, places) == round_to(d.re, places)
+                }
+                _ => false,
+            }
+        };
+        check(gold, pred) || check(pred, gold)
     }
 
     /// Symbolic equality by evaluation at random points; with `up_to_factor`
@@ -745,4 +791,32 @@ fn matrix_product(a: &Rows, b: &Rows) -> Option<Rows> {
             })
             .collect(),
     )
+}
+
+/// Decimal places a float was written with (from its shortest representation).
+fn decimal_places(e: &Expr) -> Option<u32> {
+    let Expr::Num(Number::Float(x)) = e else {
+        return None;
+    };
+    let text = format!("{x}");
+    if text.contains('e') {
+        return None;
+    }
+    Some(
+        text.split_once('.')
+            .map_or(0, |(_, frac)| frac.len() as u32),
+    )
+}
+
+fn has_imaginary_unit(e: &Expr) -> bool {
+    let mut found = false;
+    e.visit(&mut |x| found |= matches!(x, Expr::Const(Constant::I)));
+    found
+}
+
+fn imaginary_i(e: &Expr) -> Expr {
+    e.map(&|x| match x {
+        Expr::Sym(s) if s == "i" => Some(Expr::Const(Constant::I)),
+        _ => None,
+    })
 }

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod latex;
 pub mod normalize;
 pub mod number;
+pub mod suite;
 
 use std::time::{Duration, Instant};
 
@@ -122,31 +123,29 @@ impl MathConfig {
         if region.trim().is_empty() {
             return Vec::new();
         }
-        let mut candidates = extract::extract(region, &self.targets(), ExtractOptions::default());
-        if candidates.iter().all(|c| matches!(c, Candidate::Text(_))) && region.len() <= 2048 {
-            // A tagged answer is often bare LaTeX with no $ around it.
-            if let Some(value) =
-                extract::parse_latex(&normalize::normalize(region, normalize::Boxed::Last))
-            {
-                candidates.insert(0, Candidate::Value(value));
-            }
+        if let Some(value) = bare_math(region) {
+            return vec![
+                Candidate::Value(value),
+                Candidate::Text(region.trim().to_owned()),
+            ];
         }
-        candidates
+        extract::extract(region, &self.targets(), ExtractOptions::default())
     }
 
     /// The gold answer, written as plain text, LaTeX (with or without `$`) or
     /// `\boxed{}`.
     pub fn extract_gold(&self, gold: &str) -> Vec<Candidate> {
-        let targets = [Target::latex(), Target::expr()];
-        let mut candidates = extract::extract(gold, &targets, ExtractOptions::default());
-        if candidates.iter().all(|c| matches!(c, Candidate::Text(_))) && gold.len() <= 4096 {
-            if let Some(value) =
-                extract::parse_latex(&normalize::normalize(gold, normalize::Boxed::Last))
-            {
-                candidates.insert(0, Candidate::Value(value));
-            }
+        if let Some(value) = bare_math(gold) {
+            return vec![
+                Candidate::Value(value),
+                Candidate::Text(gold.trim().to_owned()),
+            ];
         }
-        candidates
+        extract::extract(
+            gold,
+            &[Target::latex(), Target::expr()],
+            ExtractOptions::default(),
+        )
     }
 
     /// Checks a completion (or a bare predicted answer) against the gold answer.
@@ -167,18 +166,94 @@ impl MathConfig {
     }
 }
 
-/// The best candidate as text: the parsed value, or the matched text.
+/// The best candidate as text: what was matched (normalised), or the parsed
+/// value when no text was kept.
 fn describe(candidates: &[Candidate]) -> Option<String> {
-    candidates
-        .iter()
-        .find_map(|c| match c {
+    let text = candidates.iter().find_map(|c| match c {
+        Candidate::Text(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+        _ => None,
+    });
+    text.or_else(|| {
+        candidates.iter().find_map(|c| match c {
             Candidate::Value(v) => Some(v.to_string()),
             Candidate::Text(_) => None,
         })
-        .or_else(|| {
-            candidates.iter().find_map(|c| match c {
-                Candidate::Text(t) if !t.trim().is_empty() => Some(t.clone()),
-                _ => None,
-            })
-        })
+    })
+}
+
+/// Longest text read as a whole answer rather than searched for one.
+const BARE_ANSWER_LIMIT: usize = 1000;
+
+/// A text that is nothing but math (`x = 2, x = -3`, `\frac34i`, `(1, 4.5)`),
+/// parsed as a whole. Prose (a run of three letters outside LaTeX commands)
+/// is searched for its answer instead.
+fn bare_math(text: &str) -> Option<expr::Expr> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > BARE_ANSWER_LIMIT || has_words(text) {
+        return None;
+    }
+    extract::parse_latex(&normalize::normalize(text, normalize::Boxed::Last))
+}
+
+fn has_words(text: &str) -> bool {
+    let mut run = 0;
+    let mut in_command = false;
+    let mut text_group = 0usize;
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\\' {
+            in_command = true;
+            run = 0;
+            // \text{…} and friends hold words that are part of the answer.
+            let rest = &text[i + 1..];
+            if [
+                "text{",
+                "textbf{",
+                "mathrm{",
+                "mbox{",
+                "textnormal{",
+                "operatorname{",
+                "begin{",
+                "end{",
+            ]
+            .iter()
+            .any(|p| rest.starts_with(p))
+            {
+                text_group = 1;
+            }
+            continue;
+        }
+        if in_command {
+            if b.is_ascii_alphabetic() {
+                continue;
+            }
+            in_command = false;
+            if text_group == 1 && b == b'{' {
+                text_group = 2;
+                continue;
+            }
+        }
+        if text_group >= 2 {
+            match b {
+                b'{' => text_group += 1,
+                b'}' => {
+                    text_group -= 1;
+                    if text_group == 1 {
+                        text_group = 0;
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if b.is_ascii_alphabetic() {
+            run += 1;
+            if run >= 3 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
 }

@@ -2,10 +2,9 @@
 //! data, read from `R1_CONFORMANCE_DIR` or `../shared/conformance`).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use r1_reward::math::compare::{self, Budget, CompareOptions};
-use r1_reward::math::extract::{self, ExtractOptions, Target};
+use r1_reward::math::MathConfig;
+use r1_reward::math::suite::load_math_verify_cases;
 use serde_json::Value;
 
 pub fn conformance_dir() -> Option<PathBuf> {
@@ -26,121 +25,131 @@ pub fn conformance_dir() -> Option<PathBuf> {
     }
 }
 
-fn targets(configs: &Value) -> Vec<Target> {
-    configs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let without_anchor = c["try_extract_without_anchor"].as_bool().unwrap_or(true);
-            match c["type"].as_str().unwrap() {
-                "LatexExtractionConfig" => Target::Latex {
-                    boxed_priority: match c["boxed_match_priority"].as_i64().unwrap_or(50) {
-                        p if p < 0 => None,
-                        p => Some(p as u32),
-                    },
-                    without_anchor,
-                },
-                "ExprExtractionConfig" => Target::Expr { without_anchor },
-                "StringExtractionConfig" => Target::Strings {
-                    strings: c["strings"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|s| s.as_str().unwrap().to_owned())
-                        .collect(),
-                    without_anchor,
-                    lowercase: c["lowercase"].as_bool().unwrap_or(true),
-                },
-                other => panic!("unknown extraction config {other}"),
-            }
-        })
-        .collect()
-}
-
-fn extract_options(case: &Value) -> ExtractOptions {
-    ExtractOptions {
-        fallback_to_first_match: case["parse"]["fallback_mode"].as_str() != Some("no_fallback"),
-        first_match_only: case["parse"]["extraction_mode"].as_str() == Some("first_match"),
-    }
-}
-
-/// Our verdict on one Math-Verify `verify` case.
-fn verdict(case: &Value) -> bool {
-    let options = extract_options(case);
-    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-    let gold = extract::extract(
-        &text(&case["gold"]),
-        &targets(&case["gold_extraction_config"]),
-        options,
-    );
-    let pred = extract::extract(
-        &text(&case["pred"]),
-        &targets(&case["pred_extraction_config"]),
-        options,
-    );
-    let verify = &case["verify"];
-    let compare_options = CompareOptions {
-        float_rounding: case["precision"].as_u64().unwrap_or(6) as u32,
-        strict: verify["strict"].as_bool().unwrap_or(true),
-        allow_set_relation: verify["allow_set_relation_comp"].as_bool().unwrap_or(false),
-    };
-    let budget = Budget::until(Instant::now() + Duration::from_secs(5));
-    let result = compare::verify(&gold, &pred, compare_options, &budget);
-    // R1_DEBUG_CASE=mv-0063 shows what was extracted for one case.
-    if std::env::var("R1_DEBUG_CASE").is_ok_and(|id| case["id"] == id.as_str()) {
-        eprintln!("gold candidates: {gold:?}\npred candidates: {pred:?}\nresult: {result}");
-    }
-    result
-}
-
-fn cases(file: &str) -> Option<Vec<Value>> {
-    let dir = conformance_dir()?;
-    let text = std::fs::read_to_string(dir.join(file)).unwrap();
-    Some(
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect(),
-    )
-}
-
 #[test]
 fn math_verify_suite_agreement_is_at_least_98_percent() {
-    let Some(cases) = cases("math_verify_cases.jsonl") else {
+    let Some(dir) = conformance_dir() else {
         return;
     };
-    let verify_cases: Vec<&Value> = cases.iter().filter(|c| c["kind"] == "verify").collect();
+    let cases = load_math_verify_cases(&dir.join("math_verify_cases.jsonl")).unwrap();
+    assert_eq!(cases.len(), 270, "the suite has 270 verify cases");
+    let debug = std::env::var("R1_DEBUG_CASE").ok();
     let mut disagreements = Vec::new();
-    for case in &verify_cases {
-        let expected = case["expected"].as_i64().unwrap() == 1;
-        if verdict(case) != expected {
+    for case in &cases {
+        let run = case.run();
+        if debug.as_deref() == Some(case.id.as_str()) {
+            eprintln!(
+                "gold: {:?}\npred: {:?}\nverdict: {}",
+                run.gold, run.pred, run.verdict
+            );
+        }
+        if run.verdict != case.expected {
             disagreements.push(format!(
-                "{} expected {expected}: gold {:?} pred {:?}",
-                case["id"].as_str().unwrap(),
-                case["gold"].as_str().unwrap_or(""),
-                case["pred"]
-                    .as_str()
-                    .unwrap_or("")
-                    .chars()
-                    .rev()
-                    .take(120)
-                    .collect::<String>()
-                    .chars()
-                    .rev()
-                    .collect::<String>()
+                "{} expected {}: gold {:?} pred {:?}",
+                case.id, case.expected, case.gold, case.pred
             ));
         }
     }
-    let agreement = 1.0 - disagreements.len() as f64 / verify_cases.len() as f64;
+    let agreement = 1.0 - disagreements.len() as f64 / cases.len() as f64;
     eprintln!(
         "Math-Verify verify cases: {}/{} agree ({:.1}%)",
-        verify_cases.len() - disagreements.len(),
-        verify_cases.len(),
+        cases.len() - disagreements.len(),
+        cases.len(),
         agreement * 100.0
     );
     for d in &disagreements {
         eprintln!("  {d}");
     }
     assert!(agreement >= 0.98, "{} disagreements", disagreements.len());
+}
+
+/// Our verdict for a grader case, or `None` when the case is about
+/// something else (timeouts of another library).
+fn grader_verdict(math: &MathConfig, case: &Value) -> Option<f64> {
+    // Several ground truths: correct if any matches.
+    let golds: Vec<String> = match &case["gold"] {
+        Value::Array(items) => items.iter().map(value_text).collect(),
+        other => vec![value_text(other)],
+    };
+    let pred = case["pred"].as_str().unwrap_or("");
+    let kind = case["kind"].as_str()?;
+    match kind {
+        "format_reward" => {
+            let format = r1_reward::format::FormatConfig::default();
+            Some(f64::from(u8::from(format.check(pred).well_formed)))
+        }
+        "behaviour" => None,
+        _ => Some(f64::from(u8::from(
+            golds.iter().any(|g| math.check(g, pred).correct),
+        ))),
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn expected(case: &Value) -> Option<f64> {
+    let value = if case["expected"].is_null() {
+        &case["expected_inferred_from"]["expected"]
+    } else {
+        &case["expected"]
+    };
+    match value {
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::Number(n) => n.as_f64().map(|x| if x > 0.0 { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
+#[test]
+fn grader_cases_agreement_is_reported_per_kind() {
+    let Some(dir) = conformance_dir() else {
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("grader_cases.jsonl")).unwrap();
+    let math = MathConfig::default();
+    let mut per_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut disagreements = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Value = serde_json::from_str(line).unwrap();
+        let (Some(ours), Some(want)) = (grader_verdict(&math, &case), expected(&case)) else {
+            continue;
+        };
+        let kind = case["kind"].as_str().unwrap().to_owned();
+        let entry = per_kind.entry(kind.clone()).or_default();
+        entry.1 += 1;
+        if ours == want {
+            entry.0 += 1;
+        } else {
+            disagreements.push(format!(
+                "{} ({kind}) expected {want}",
+                case["id"].as_str().unwrap()
+            ));
+        }
+    }
+    let (agree, total) = per_kind
+        .values()
+        .fold((0, 0), |(a, t), (x, y)| (a + x, t + y));
+    eprintln!("grader cases: {agree}/{total} agree");
+    for (kind, (a, t)) in &per_kind {
+        eprintln!("  {kind}: {a}/{t}");
+    }
+    for d in &disagreements {
+        eprintln!("  disagree: {d}");
+    }
+    let math_kinds: (usize, usize) = per_kind
+        .iter()
+        .filter(|(k, _)| !k.contains("format"))
+        .fold((0, 0), |(a, t), (_, (x, y))| (a + x, t + y));
+    assert!(total > 100, "only {total} grader cases were comparable");
+    assert!(
+        math_kinds.0 as f64 >= 0.9 * math_kinds.1 as f64,
+        "answer checking agrees on only {}/{} grader cases",
+        math_kinds.0,
+        math_kinds.1
+    );
 }
