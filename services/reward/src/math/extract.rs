@@ -407,9 +407,18 @@ fn value_spans(caps: &Captures<'_>) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Only the end of a long text is searched: final answers come last, and the
+/// matching cost stays bounded whatever the input size.
+pub const SEARCH_WINDOW_BYTES: usize = 16 * 1024;
+
 /// Every answer found in `text`, best first, following the priorities of the
 /// targets.
 pub fn extract(text: &str, targets: &[Target], options: ExtractOptions) -> Vec<Candidate> {
+    let mut start = text.len().saturating_sub(SEARCH_WINDOW_BYTES);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let text = &text[start..];
     // (priority, regex, kind) for every pattern of every target.
     let mut patterns: Vec<(u32, &Regex, Kind<'_>)> = Vec::new();
     let mut owned_strings = Vec::new();

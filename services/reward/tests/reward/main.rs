@@ -1,5 +1,6 @@
 //! Integration tests of the reward service.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_input;
 mod conformance;
 mod service;
