@@ -1,6 +1,7 @@
 //! `r1 bench …`: every benchmark prints its own numbers beside a reference
 //! measured in the same run on the same machine.
 
+mod math;
 mod queue;
 
 #[derive(Debug, clap::Subcommand)]
@@ -8,10 +9,14 @@ pub enum BenchCommand {
     /// Entries/s through produce → consume → ack on Redis and on the embedded
     /// backend, beside redis-benchmark's raw XADD rate.
     Queue(queue::QueueBench),
+    /// Math answer checks/s on the conformance cases, single-threaded and on
+    /// all cores, beside Math-Verify on the same cases.
+    Math(math::MathBench),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Queue(args) => queue::run(args).await,
+        BenchCommand::Math(args) => tokio::task::spawn_blocking(move || math::run(args)).await?,
     }
 }

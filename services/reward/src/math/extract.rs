@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use fancy_regex::{Captures, Regex};
 
+use super::envs::{self, Anchor, Chain};
 use super::expr::{Expr, percent};
 use super::latex::{self, ParseOptions};
 use super::normalize::{self, Boxed};
@@ -80,92 +81,99 @@ fn compile(pattern: &str) -> Regex {
     Regex::new(pattern).expect("extraction regex compiles")
 }
 
-fn latex_env_pattern(prefix: &str, boxed: bool) -> String {
-    let percent = format!(r"(?P<{prefix}percent>(?:\\?%|[Pp]ercent|[Pp]ercentage|[Pp]ct))");
-    let mut display_dollar = r"(?:[^$]|\$(?!\$))".to_owned();
-    let mut display_bracket = r"(?:[^\\]|\\(?!\]))".to_owned();
-    let mut inline_dollar = r"(?:\\[$]|[^\n$])".to_owned();
-    let mut inline_paren = r"(?:[^\\\n]|\\(?!\)))".to_owned();
-    let mut inline_bracket = r"[^\n\]\[]".to_owned();
-    for content in [
-        &mut display_dollar,
-        &mut display_bracket,
-        &mut inline_dollar,
-        &mut inline_paren,
-        &mut inline_bracket,
-    ] {
-        *content = if boxed {
-            format!(r"{c}*?\\boxed\{{{c}+?\}}{c}*?", c = content)
-        } else {
-            format!("{content}+?")
-        };
-    }
-    let mut patterns = vec![
-        format!(r"(?<!\\)\$\$(?P<{prefix}latexDisplayDollar>{display_dollar})(?<!\\)\$\$"),
-        format!(r"(?<!\\)\\\[(?P<{prefix}latexDisplayBracket>{display_bracket})(?<!\\)\\\]"),
-        format!(r"(?<!\\|\d)\$(?P<{prefix}latexInlineDollar>{inline_dollar})(?<!\\)\$"),
-        format!(r"(?<!\\)\\\((?P<{prefix}latexInlineParenthesis>{inline_paren})(?<!\\)\\\)"),
-        format!(r"\s\[(?P<{prefix}latexInlineBracket>{inline_bracket})\]\s"),
-    ];
-    if !boxed {
-        let number = r"-?\d+(?:[.,]\d+)?";
-        patterns.push(format!(
-            r"(?P<{prefix}latexFraction>-?\\frac\{{{number}\}}\{{{number}\}})"
-        ));
-    }
-    format!(r"(?:(?:{})\s*{percent}?)", patterns.join("|"))
+/// A text property without which a pattern cannot match; checked once per
+/// text so that most patterns never run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// The word "answer", in any case.
+    Answer,
+    /// A digit.
+    Digit,
 }
 
-fn latex_chain(boxed: bool) -> String {
-    let first = latex_env_pattern("first_", boxed);
-    let next: String = (1..=5)
-        .map(|i| {
-            format!(
-                r"(?:\s*(?:,?and|,?or|,)\s*{})?",
-                latex_env_pattern(&format!("next{i}_"), boxed)
-            )
+struct Present {
+    answer: bool,
+    digit: bool,
+}
+
+impl Present {
+    fn of(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        Self {
+            answer: bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"answer")),
+            digit: bytes.iter().any(u8::is_ascii_digit),
+        }
+    }
+
+    fn has(&self, needs: &[Needs]) -> bool {
+        needs.iter().all(|n| match n {
+            Needs::Answer => self.answer,
+            Needs::Digit => self.digit,
         })
-        .collect();
-    format!("(?:{first}{next})")
-}
-
-struct LatexRegexes {
-    anchored: Vec<(Regex, u32)>,
-    plain: Regex,
-    boxed_envs: Regex,
-    boxed_plain: Regex,
-}
-
-static LATEX: LazyLock<LatexRegexes> = LazyLock::new(|| {
-    let envs = latex_chain(false);
-    LatexRegexes {
-        anchored: vec![
-            (
-                compile(&format!(r"(?s)(?i:final answer is):?\s*{envs}\.?\s?I hope")),
-                0,
-            ),
-            (
-                compile(&format!(
-                    r"(?s)(?i:final answer.{{0,100}}?)\s+is:?\s*{envs}"
-                )),
-                50,
-            ),
-            (compile(&format!(r"(?s)(?i:answer):.{{0,50}}?{envs}")), 100),
-            (compile(&format!(r"(?s)(?i:answer).{{0,50}}?{envs}")), 200),
-        ],
-        plain: compile(&format!("(?s){envs}")),
-        boxed_envs: compile(&format!("(?s){}", latex_chain(true))),
-        boxed_plain: compile(r"(?s)(?P<first_latexBoxed>\\boxed\{.+\})"),
     }
-});
+}
 
-const NUMBER: &str = r"(?<!\d)(?:(?P<integer1>-?[1-9]\d{0,2}(?:[ ,]\d{3})+)(?P<decimal1>\.\d+)?|(?P<integer2>-?\d+)(?P<decimal2>[.,]\d+)|(?P<decimal3>\.\d+)|(?P<integer3>-?\d+))(?P<percent>\s*(?:%|[Pp]ercent|\s*[Pp]ercentage|\s*[Pp]ct))?";
+/// Capture-group indices of a pattern, looked up once when it is compiled.
+#[derive(Debug, Default)]
+struct Groups {
+    integer: [Option<usize>; 3],
+    decimal: [Option<usize>; 3],
+    percent: Option<usize>,
+    expr: Option<usize>,
+    string_keys: Option<usize>,
+}
+
+impl Groups {
+    fn of(regex: &Regex) -> Self {
+        let mut g = Self::default();
+        for (index, name) in regex.capture_names().enumerate() {
+            let Some(name) = name else { continue };
+            let digit =
+                |n: &str, stem: &str| n.strip_prefix(stem).and_then(|d| d.parse::<usize>().ok());
+            match name {
+                "percent" => g.percent = Some(index),
+                "expr" => g.expr = Some(index),
+                "string_keys" => g.string_keys = Some(index),
+                _ => {
+                    if let Some(i) = digit(name, "integer").filter(|i| (1..=3).contains(i)) {
+                        g.integer[i - 1] = Some(index);
+                    } else if let Some(i) = digit(name, "decimal").filter(|i| (1..=3).contains(i)) {
+                        g.decimal[i - 1] = Some(index);
+                    }
+                }
+            }
+        }
+        g
+    }
+}
+
+struct Pattern {
+    regex: Regex,
+    priority: u32,
+    needs: &'static [Needs],
+    groups: Groups,
+}
+
+impl Pattern {
+    fn new(pattern: &str, priority: u32, needs: &'static [Needs]) -> Self {
+        let regex = compile(pattern);
+        let groups = Groups::of(&regex);
+        Self {
+            regex,
+            priority,
+            needs,
+            groups,
+        }
+    }
+}
+
+const NUMBER: &str = r"(?:(?P<integer1>-?[1-9]\d{0,2}(?:[ ,]\d{3})+)(?P<decimal1>\.\d+)?|(?P<integer2>-?\d+)(?P<decimal2>[.,]\d+)|(?P<decimal3>\.\d+)|(?P<integer3>-?\d+))(?P<percent>\s*(?:%|[Pp]ercent|\s*[Pp]ercentage|\s*[Pp]ct))?";
 const CURRENCY: &str = "$€£¥₹₽₪₩₫฿₡₢₣₤₥₦₧₨₭₮₯₰₱₲₳₴₵₶₷₸₺₻₼₾₿";
 
 struct ExprRegexes {
-    anchored: Vec<(Regex, u32)>,
-    plain_expr: Regex,
-    plain_number: Regex,
+    anchored: Vec<Pattern>,
+    plain_expr: Pattern,
+    plain_number: Pattern,
 }
 
 static EXPR: LazyLock<ExprRegexes> = LazyLock::new(|| {
@@ -178,35 +186,36 @@ static EXPR: LazyLock<ExprRegexes> = LazyLock::new(|| {
     let with_expr = format!("(?:{prefix}{expr}{suffix})");
     let with_number = format!("(?:{prefix}[{currency}]?{NUMBER})");
     let either = format!("(?:{with_expr}|{with_number})");
+    const ANCHORED: &[Needs] = &[Needs::Answer, Needs::Digit];
     ExprRegexes {
         anchored: vec![
-            (
-                compile(&format!(r"(?i:final answer is):?\s*{either}\.?\s?I hope")),
+            Pattern::new(
+                &format!(r"(?i:final answer is):?\s*{either}\.?\s?I hope"),
                 0,
+                ANCHORED,
             ),
-            (
-                compile(&format!(r"(?i:final answer.{{0,100}}?)\s+is:?{either}")),
+            Pattern::new(
+                &format!(r"(?i:final answer.{{0,100}}?)\s+is:?{either}"),
                 50,
+                ANCHORED,
             ),
-            (
-                compile(&format!(
-                    r"(?i:answer):(?:.{{0,100}}=\s*|.{{0,50}}?){either}(?!\s*=)"
-                )),
+            Pattern::new(
+                &format!(r"(?i:answer):(?:.{{0,100}}=\s*|.{{0,50}}?){either}(?!\s*=)"),
                 100,
+                ANCHORED,
             ),
-            (
-                compile(&format!(
-                    r"(?i:answer)(?:.{{0,100}}=\s*|.{{0,50}}?){either}(?!\s*=)"
-                )),
+            Pattern::new(
+                &format!(r"(?i:answer)(?:.{{0,100}}=\s*|.{{0,50}}?){either}(?!\s*=)"),
                 200,
+                ANCHORED,
             ),
         ],
-        plain_expr: compile(&with_expr),
-        plain_number: compile(&with_number),
+        plain_expr: Pattern::new(&with_expr, 300, &[Needs::Digit]),
+        plain_number: Pattern::new(&with_number, 300, &[Needs::Digit]),
     }
 });
 
-type StringRegexes = Arc<Vec<(Regex, u32)>>;
+type StringRegexes = Arc<Vec<Pattern>>;
 
 static STRINGS: LazyLock<Mutex<HashMap<(Vec<String>, bool), StringRegexes>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -226,20 +235,34 @@ fn string_regexes(strings: &[String], without_anchor: bool) -> StringRegexes {
     let suffix = r"(?:\*\*)?(?:\.|,|:|\s|$)";
     let answer = format!(r"(^|\s)(?:\*\*)?{keys}{suffix}");
     let mut regexes = vec![
-        (
-            compile(&format!(r"(?i:final answer is):?\s*{keys}\.?\s?I hope")),
+        Pattern::new(
+            &format!(r"(?i:final answer is):?\s*{keys}\.?\s?I hope"),
             0,
+            &[Needs::Answer],
         ),
-        (
-            compile(&format!(r"(?i:final answer.{{0,100}}?)\s+is:?\s*{keys}")),
+        Pattern::new(
+            &format!(r"(?i:final answer.{{0,100}}?)\s+is:?\s*{keys}"),
             50,
+            &[Needs::Answer],
         ),
-        (compile(&format!(r"(?i:answer):.{{0,50}}?{answer}")), 100),
-        (compile(&format!(r"(?i:answer).{{0,50}}?{answer}")), 200),
+        Pattern::new(
+            &format!(r"(?i:answer):.{{0,50}}?{answer}"),
+            100,
+            &[Needs::Answer],
+        ),
+        Pattern::new(
+            &format!(r"(?i:answer).{{0,50}}?{answer}"),
+            200,
+            &[Needs::Answer],
+        ),
     ];
     if without_anchor {
-        regexes.push((compile(&format!(r"^(?:\*\*)?{keys}{suffix}")), 250));
-        regexes.push((compile(&answer), 300));
+        regexes.push(Pattern::new(
+            &format!(r"^(?:\*\*)?{keys}{suffix}"),
+            250,
+            &[],
+        ));
+        regexes.push(Pattern::new(&answer, 300, &[]));
     }
     let regexes = Arc::new(regexes);
     if cache.len() < 64 {
@@ -248,29 +271,36 @@ fn string_regexes(strings: &[String], without_anchor: bool) -> StringRegexes {
     regexes
 }
 
+/// Where the matches of one pattern come from.
+#[derive(Clone, Copy)]
+enum Source<'t> {
+    Regex(&'t Pattern, Kind<'t>),
+    /// Plain environment chains (boxed: only those holding a `\boxed{}`).
+    Envs {
+        boxed: bool,
+    },
+    Anchored(Anchor),
+    /// `\boxed{` to the last `}`.
+    BoxedSpan,
+}
+
 #[derive(Clone, Copy)]
 enum Kind<'t> {
-    Latex,
     Expr,
     Strings(&'t Target),
 }
 
-struct Found<'h, 't> {
-    caps: Captures<'h>,
-    start: usize,
-    end: usize,
-    kind: Kind<'t>,
+enum Data<'h, 't> {
+    Regex(Captures<'h>, &'t Groups, Kind<'t>),
+    Latex(Chain),
+    Boxed(std::ops::Range<usize>),
 }
 
-const LATEX_GROUPS: [&str; 7] = [
-    "latexDisplayDollar",
-    "latexDisplayBracket",
-    "latexInlineDollar",
-    "latexInlineParenthesis",
-    "latexInlineBracket",
-    "latexFraction",
-    "latexBoxed",
-];
+struct Found<'h, 't> {
+    start: usize,
+    end: usize,
+    data: Data<'h, 't>,
+}
 
 /// Reads `i` as the imaginary unit only where the text suggests complex numbers.
 fn looks_complex(latex: &str) -> bool {
@@ -314,28 +344,22 @@ fn split_equals(latex: &str) -> Vec<&str> {
     parts
 }
 
-fn extract_latex(caps: &Captures<'_>) -> (Option<Expr>, String, Vec<(usize, usize)>) {
+/// Parses the environments of a LaTeX match; several that all parse make a
+/// set. Also returns the normalised text and the span of the first one.
+fn extract_latex(
+    text: &str,
+    pieces: &[(std::ops::Range<usize>, bool, Boxed)],
+) -> (Option<Expr>, String, Vec<(usize, usize)>) {
     let mut values = Vec::new();
     let mut texts = Vec::new();
-    let mut first_spans = Vec::new();
-    for prefix in ["first", "next1", "next2", "next3", "next4", "next5"] {
-        let Some((group, m)) = LATEX_GROUPS
-            .iter()
-            .find_map(|g| caps.name(&format!("{prefix}_{g}")).map(|m| (*g, m)))
-        else {
-            continue;
-        };
-        if prefix == "first" {
-            first_spans.push((m.start(), m.end()));
-        }
-        let mode = if group == "latexBoxed" {
-            Boxed::Last
-        } else {
-            Boxed::All
-        };
-        let normalized = normalize::normalize(m.as_str(), mode);
-        let is_percent = caps.name(&format!("{prefix}_percent")).is_some();
-        let parsed = parse_latex(&normalized).map(|e| if is_percent { percent(e) } else { e });
+    let first_spans = pieces
+        .first()
+        .map(|(r, _, _)| (r.start, r.end))
+        .into_iter()
+        .collect();
+    for (range, is_percent, mode) in pieces {
+        let normalized = normalize::normalize(&text[range.clone()], *mode);
+        let parsed = parse_latex(&normalized).map(|e| if *is_percent { percent(e) } else { e });
         texts.push(normalized);
         values.push(parsed);
     }
@@ -356,11 +380,14 @@ fn extract_latex(caps: &Captures<'_>) -> (Option<Expr>, String, Vec<(usize, usiz
     (first, texts.swap_remove(0), first_spans)
 }
 
-fn extract_expr(caps: &Captures<'_>) -> (Option<Expr>, String) {
-    let group =
-        |prefix: &str| (1..=3).find_map(|i| caps.name(&format!("{prefix}{i}")).map(|m| m.as_str()));
-    let integer = group("integer").unwrap_or("");
-    let decimal = group("decimal").unwrap_or("");
+fn extract_expr(caps: &Captures<'_>, groups: &Groups) -> (Option<Expr>, String) {
+    let first = |slots: &[Option<usize>; 3]| {
+        slots
+            .iter()
+            .find_map(|s| s.and_then(|i| caps.get(i)).map(|m| m.as_str()))
+    };
+    let integer = first(&groups.integer).unwrap_or("");
+    let decimal = first(&groups.decimal).unwrap_or("");
     if !integer.is_empty() || !decimal.is_empty() {
         let mut digits: String = integer.chars().filter(|c| *c != ',' && *c != ' ').collect();
         let negative = digits.starts_with('-');
@@ -378,14 +405,19 @@ fn extract_expr(caps: &Captures<'_>) -> (Option<Expr>, String) {
         }
         number.push_str(&decimal.replace(',', "."));
         let value = Number::parse(&number).map(Expr::Num);
-        let value = if caps.name("percent").is_some() {
+        let is_percent = groups.percent.and_then(|i| caps.get(i)).is_some();
+        let value = if is_percent {
             value.map(percent)
         } else {
             value
         };
         return (value, number);
     }
-    let expr = caps.name("expr").map(|m| m.as_str()).unwrap_or("");
+    let expr = groups
+        .expr
+        .and_then(|i| caps.get(i))
+        .map(|m| m.as_str())
+        .unwrap_or("");
     if expr.is_empty() {
         return (None, String::new());
     }
@@ -396,13 +428,12 @@ fn extract_expr(caps: &Captures<'_>) -> (Option<Expr>, String) {
     )
 }
 
-fn value_spans(caps: &Captures<'_>) -> Vec<(usize, usize)> {
-    let names = [
-        "expr", "integer1", "integer2", "integer3", "decimal1", "decimal2", "decimal3",
-    ];
-    names
-        .iter()
-        .filter_map(|n| caps.name(n))
+fn value_spans(caps: &Captures<'_>, groups: &Groups) -> Vec<(usize, usize)> {
+    std::iter::once(groups.expr)
+        .chain(groups.integer)
+        .chain(groups.decimal)
+        .flatten()
+        .filter_map(|i| caps.get(i))
         .map(|m| (m.start(), m.end()))
         .collect()
 }
@@ -419,8 +450,9 @@ pub fn extract(text: &str, targets: &[Target], options: ExtractOptions) -> Vec<C
         start += 1;
     }
     let text = &text[start..];
-    // (priority, regex, kind) for every pattern of every target.
-    let mut patterns: Vec<(u32, &Regex, Kind<'_>)> = Vec::new();
+    let present = Present::of(text);
+    // (priority, source) for every pattern of every target that can match.
+    let mut patterns: Vec<(u32, Source<'_>)> = Vec::new();
     let mut owned_strings = Vec::new();
     for target in targets {
         match target {
@@ -428,26 +460,28 @@ pub fn extract(text: &str, targets: &[Target], options: ExtractOptions) -> Vec<C
                 boxed_priority,
                 without_anchor,
             } => {
-                let r = &*LATEX;
-                for (regex, p) in &r.anchored {
-                    patterns.push((*p, regex, Kind::Latex));
+                if present.answer {
+                    patterns.push((0, Source::Anchored(Anchor::FinalAnswerHope)));
+                    patterns.push((50, Source::Anchored(Anchor::FinalAnswerIs)));
+                    patterns.push((100, Source::Anchored(Anchor::AnswerColon)));
+                    patterns.push((200, Source::Anchored(Anchor::Answer)));
                 }
                 if *without_anchor {
-                    patterns.push((300, &r.plain, Kind::Latex));
+                    patterns.push((300, Source::Envs { boxed: false }));
                 }
                 if let Some(p) = boxed_priority {
-                    patterns.push((*p, &r.boxed_envs, Kind::Latex));
-                    patterns.push((*p, &r.boxed_plain, Kind::Latex));
+                    patterns.push((*p, Source::Envs { boxed: true }));
+                    patterns.push((*p, Source::BoxedSpan));
                 }
             }
             Target::Expr { without_anchor } => {
                 let r = &*EXPR;
-                for (regex, p) in &r.anchored {
-                    patterns.push((*p, regex, Kind::Expr));
+                for pattern in &r.anchored {
+                    patterns.push((pattern.priority, Source::Regex(pattern, Kind::Expr)));
                 }
                 if *without_anchor {
-                    patterns.push((300, &r.plain_expr, Kind::Expr));
-                    patterns.push((300, &r.plain_number, Kind::Expr));
+                    patterns.push((300, Source::Regex(&r.plain_expr, Kind::Expr)));
+                    patterns.push((300, Source::Regex(&r.plain_number, Kind::Expr)));
                 }
             }
             Target::Strings {
@@ -458,11 +492,18 @@ pub fn extract(text: &str, targets: &[Target], options: ExtractOptions) -> Vec<C
         }
     }
     for (regexes, target) in &owned_strings {
-        for (regex, p) in regexes.iter() {
-            patterns.push((*p, regex, Kind::Strings(target)));
+        for pattern in regexes.iter() {
+            patterns.push((
+                pattern.priority,
+                Source::Regex(pattern, Kind::Strings(target)),
+            ));
         }
     }
-    patterns.sort_by_key(|(p, _, _)| *p);
+    patterns.retain(|(_, source)| match source {
+        Source::Regex(pattern, _) => present.has(pattern.needs),
+        _ => true,
+    });
+    patterns.sort_by_key(|(p, _)| *p);
 
     let mut extracted = Vec::new();
     let mut fallbacks: Vec<String> = Vec::new();
@@ -473,51 +514,96 @@ pub fn extract(text: &str, targets: &[Target], options: ExtractOptions) -> Vec<C
         let priority = patterns[i].0;
         let mut found: Vec<Found<'_, '_>> = Vec::new();
         while i < patterns.len() && patterns[i].0 == priority {
-            let (_, regex, kind) = patterns[i];
-            // A regex that exceeds its backtracking limit matches nothing.
-            for caps in regex.captures_iter(text).map_while(Result::ok) {
-                let Some(whole) = caps.get(0) else { continue };
-                found.push(Found {
-                    start: whole.start(),
-                    end: whole.end(),
-                    caps,
-                    kind,
-                });
+            match patterns[i].1 {
+                Source::Regex(pattern, kind) => {
+                    // A regex that exceeds its backtracking limit matches nothing.
+                    for caps in pattern.regex.captures_iter(text).map_while(Result::ok) {
+                        let Some(whole) = caps.get(0) else { continue };
+                        found.push(Found {
+                            start: whole.start(),
+                            end: whole.end(),
+                            data: Data::Regex(caps, &pattern.groups, kind),
+                        });
+                    }
+                }
+                Source::Envs { boxed } => {
+                    found.extend(envs::chains(text, boxed).into_iter().map(|c| Found {
+                        start: c.start,
+                        end: c.end,
+                        data: Data::Latex(c),
+                    }))
+                }
+                Source::Anchored(anchor) => {
+                    found.extend(envs::anchored(text, anchor).into_iter().map(|c| Found {
+                        start: c.start,
+                        end: c.end,
+                        data: Data::Latex(c),
+                    }))
+                }
+                Source::BoxedSpan => found.extend(envs::boxed_span(text).map(|r| Found {
+                    start: r.start,
+                    end: r.end,
+                    data: Data::Boxed(r),
+                })),
             }
             i += 1;
         }
         found.sort_by(|a, b| b.end.cmp(&a.end).then(a.start.cmp(&b.start)));
         for f in &found {
-            if !failed_latex.is_empty() && matches!(f.kind, Kind::Expr) {
-                let overlaps = value_spans(&f.caps)
+            if !failed_latex.is_empty()
+                && let Data::Regex(caps, groups, Kind::Expr) = &f.data
+            {
+                let overlaps = value_spans(caps, groups)
                     .iter()
                     .any(|(s, e)| failed_latex.iter().any(|(lo, hi)| *s < *hi && *e > *lo));
                 if overlaps {
                     continue;
                 }
             }
-            let (value, fallback) = match f.kind {
-                Kind::Latex => {
-                    let (value, text, spans) = extract_latex(&f.caps);
-                    if value.is_none() {
-                        failed_latex.extend(spans);
-                    }
+            let latex = |pieces: Vec<(std::ops::Range<usize>, bool, Boxed)>,
+                         failed: &mut Vec<(usize, usize)>| {
+                let (value, normalized, spans) = extract_latex(text, &pieces);
+                if value.is_none() {
+                    failed.extend(spans);
+                }
+                (value.map(Candidate::Value), normalized)
+            };
+            let (value, fallback) = match &f.data {
+                Data::Latex(chain) => {
+                    let pieces = chain
+                        .envs
+                        .iter()
+                        .map(|e| (e.content.clone(), e.percent, Boxed::All))
+                        .collect();
+                    latex(pieces, &mut failed_latex)
+                }
+                Data::Boxed(range) => {
+                    latex(vec![(range.clone(), false, Boxed::Last)], &mut failed_latex)
+                }
+                Data::Regex(caps, groups, Kind::Expr) => {
+                    let (value, text) = extract_expr(caps, groups);
                     (value.map(Candidate::Value), text)
                 }
-                Kind::Expr => {
-                    let (value, text) = extract_expr(&f.caps);
-                    (value.map(Candidate::Value), text)
-                }
-                Kind::Strings(Target::Strings { lowercase, .. }) => {
-                    let s = f.caps.name("string_keys").map(|m| m.as_str()).unwrap_or("");
-                    let parsed = if *lowercase {
+                Data::Regex(caps, groups, Kind::Strings(target)) => {
+                    let lowercase = matches!(
+                        target,
+                        Target::Strings {
+                            lowercase: true,
+                            ..
+                        }
+                    );
+                    let s = groups
+                        .string_keys
+                        .and_then(|i| caps.get(i))
+                        .map(|m| m.as_str())
+                        .unwrap_or("");
+                    let parsed = if lowercase {
                         s.to_lowercase()
                     } else {
                         s.to_owned()
                     };
                     (Some(Candidate::Text(parsed)), s.to_owned())
                 }
-                Kind::Strings(_) => (None, String::new()),
             };
             matched = true;
             if !fallback.is_empty() {

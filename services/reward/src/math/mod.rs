@@ -5,6 +5,7 @@
 //!
 //! * [`extract`] — where the answer is: `<answer>` tags, `\boxed{}`, "the final
 //!   answer is", LaTeX environments, bare numbers; rightmost first.
+//! * [`envs`] — LaTeX environment and "answer" phrase matchers.
 //! * [`normalize`] — LaTeX clean-up (boxes, presentation, units).
 //! * [`latex`] — parser to [`expr::Expr`].
 //! * [`compare`] — equivalence of numbers, expressions, relations and sets.
@@ -13,6 +14,7 @@
 //! as not correct and is reported as undecided.
 
 pub mod compare;
+pub mod envs;
 pub mod expr;
 pub mod extract;
 pub mod latex;
