@@ -96,7 +96,8 @@ fn errors_deep_in_a_group_carry_the_full_path() {
 
 #[test]
 fn out_of_range_values_are_rejected() {
-    let cases: Vec<(fn(&mut pb::PromptJob), &str)> = vec![
+    type Mutation = fn(&mut pb::PromptJob);
+    let cases: Vec<(Mutation, &str)> = vec![
         (|j| j.group_size = 0, "group_size"),
         (|j| j.group_size = 100_000, "group_size"),
         (|j| j.id = "  ".into(), "id"),

@@ -154,3 +154,33 @@ impl RewardConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/reward.toml");
+        let config = RewardConfig::load(&path).unwrap();
+        assert_eq!(config.profiles["math"]["accuracy"], 1.0);
+        assert_eq!(config.math.budget_ms, 500);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_field() {
+        let error = RewardConfig::parse("[math]\nbudget_ms = 0\n", "r.toml").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "r.toml: math.budget_ms: must be at least 1"
+        );
+        let error = RewardConfig::parse("[profiles.math]\nspeed = 1.0\n", "r.toml").unwrap_err();
+        assert!(error.to_string().contains("profiles.math.speed"), "{error}");
+        let error = RewardConfig::parse("[math]\nnope = 1\n", "r.toml").unwrap_err();
+        assert!(
+            error.to_string().starts_with("r.toml:") && error.to_string().contains("nope"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("line 2"), "{error}");
+    }
+}

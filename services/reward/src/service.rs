@@ -113,11 +113,8 @@ pub async fn run(
     let readiness = Readiness::default();
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(
-        admin
-            .serve(Arc::new(registry), readiness.clone(), shutdown.clone())
-            .map_anyhow(),
-    );
+    let admin_task = admin.serve(Arc::new(registry), readiness.clone(), shutdown.clone());
+    tasks.spawn(async move { admin_task.await.context("admin server") });
     let grpc_service = RewardServer::new(GrpcReward::new(api.clone(), replica.clone()));
     let grpc_shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -179,14 +176,4 @@ pub async fn run(
         );
     }
     Ok(())
-}
-
-trait MapAnyhow {
-    fn map_anyhow(self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
-}
-
-impl<F: std::future::Future<Output = std::io::Result<()>> + Send> MapAnyhow for F {
-    fn map_anyhow(self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
-        async move { self.await.context("admin server") }
-    }
 }

@@ -123,7 +123,10 @@ async fn hand_off(
                 scorer_id: scorer_id.to_owned(),
             };
             consumer
-                .complete(&[received.id.clone()], &[queue.outgoing(&SCORED, &scored)])
+                .complete(
+                    std::slice::from_ref(&received.id),
+                    &[queue.outgoing(&SCORED, &scored)],
+                )
                 .await?;
             scorer.metrics().groups_scored.inc();
             Ok(())

@@ -205,12 +205,11 @@ impl Ctx<'_> {
         {
             // `x \in S` against `a \le x \le b`.
             gold = last_rhs(&gold);
-        } else if pred_assignment
+        } else if (pred_assignment
             && gold.is_relation()
-            && matches!(&pred, Expr::Relation(_, ops) if ops.contains(&RelOp::In))
+            && matches!(&pred, Expr::Relation(_, ops) if ops.contains(&RelOp::In)))
+            || (is_equation(&pred) && !is_equation(&gold) && !gold.is_relation())
         {
-            pred = last_rhs(&pred);
-        } else if is_equation(&pred) && !is_equation(&gold) && !gold.is_relation() {
             pred = last_rhs(&pred);
         }
 

@@ -615,7 +615,7 @@ impl Expr {
     /// A normal form for structural comparison: nested sums and products
     /// flattened and their terms sorted.
     pub fn canonical(&self) -> Expr {
-        let e = self.map(&|e| match e {
+        self.map(&|e| match e {
             Expr::Add(xs) | Expr::Mul(xs) if xs.len() == 1 => Some(xs[0].canonical()),
             Expr::Add(xs) => {
                 let mut flat = Vec::new();
@@ -647,8 +647,7 @@ impl Expr {
                 Some(Expr::Mul(flat))
             }
             _ => None,
-        });
-        e
+        })
     }
 }
 

@@ -217,8 +217,9 @@ static EXPR: LazyLock<ExprRegexes> = LazyLock::new(|| {
 
 type StringRegexes = Arc<Vec<Pattern>>;
 
-static STRINGS: LazyLock<Mutex<HashMap<(Vec<String>, bool), StringRegexes>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+type StringCache = Mutex<HashMap<(Vec<String>, bool), StringRegexes>>;
+
+static STRINGS: LazyLock<StringCache> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 fn string_regexes(strings: &[String], without_anchor: bool) -> StringRegexes {
     let key = (strings.to_vec(), without_anchor);

@@ -617,9 +617,9 @@ impl Parser {
             match self.peek() {
                 Some(Tok::Op('^')) => {
                     self.pos += 1;
-                    match self.exponent()? {
-                        Some(e) => base = Expr::Pow(Box::new(base), Box::new(e)),
-                        None => {} // degrees: 90^\circ
+                    // `None` is a degree sign: 90^\circ.
+                    if let Some(e) = self.exponent()? {
+                        base = Expr::Pow(Box::new(base), Box::new(e));
                     }
                 }
                 Some(Tok::StarStar) => {

@@ -326,7 +326,7 @@ pub fn normalize(text: &str, boxed: Boxed) -> String {
     text = DOTS.replace_all(&text, " ").into_owned();
     text = PERCENT_WORDS.replace_all(&text, "%").into_owned();
     text = fancy_replace(&INF, &text, "\\infty");
-    text = text.replace('\n', " ").replace('\t', " ");
+    text = text.replace(['\n', '\t'], " ");
     text = DEGREES.replace_all(&text, "").into_owned();
 
     // Units.

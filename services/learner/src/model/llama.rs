@@ -1,0 +1,350 @@
+//! A Llama-family decoder (Llama, Qwen2, Qwen3) in candle, with Hugging Face
+//! tensor names, for training: full-sequence forward passes with autograd.
+
+use candle_core::{D, DType, Device, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use super::config::{ModelConfig, ModelType};
+
+const INIT_STD: f64 = 0.02;
+
+#[derive(Debug, Clone)]
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(
+        vb: &VarBuilder<'_>,
+        name: &str,
+        out_dim: usize,
+        in_dim: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let vb = vb.pp(name);
+        let weight = vb.get_with_hints(
+            (out_dim, in_dim),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: INIT_STD,
+            },
+        )?;
+        let bias = if bias {
+            Some(vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.broadcast_matmul(&self.weight.t()?)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(vb: &VarBuilder<'_>, name: &str, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb
+                .pp(name)
+                .get_with_hints(dim, "weight", Init::Const(1.0))?,
+            eps,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = x.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        normed.broadcast_mul(&self.weight)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    attention: Attention,
+    mlp: Mlp,
+    input_norm: RmsNorm,
+    post_attention_norm: RmsNorm,
+}
+
+/// Rotary embedding tables for positions `0..len`: `(cos, sin)`, each
+/// `[len, head_dim]` (the two halves repeated, Hugging Face layout).
+fn rope_tables(
+    len: usize,
+    head_dim: usize,
+    theta: f64,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let half = head_dim / 2;
+    let inv_freq: Vec<f32> = (0..half)
+        .map(|i| (1.0 / theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
+        .collect();
+    let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
+    let positions = Tensor::arange(0u32, len as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((len, 1))?;
+    let freqs = positions.broadcast_mul(&inv_freq)?;
+    let freqs = Tensor::cat(&[&freqs, &freqs], 1)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
+/// `x·cos + rotate_half(x)·sin` for `x: [B, heads, T, head_dim]`.
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+}
+
+fn repeat_kv(x: Tensor, times: usize) -> Result<Tensor> {
+    if times == 1 {
+        return Ok(x);
+    }
+    let (b, kv, t, hd) = x.dims4()?;
+    x.unsqueeze(2)?
+        .broadcast_as((b, kv, times, t, hd))?
+        .reshape((b, kv * times, t, hd))
+}
+
+impl Attention {
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let shape = |y: Tensor, heads: usize| -> Result<Tensor> {
+            y.reshape((b, t, heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let mut q = shape(self.q.forward(x)?, self.heads)?;
+        let mut k = shape(self.k.forward(x)?, self.kv_heads)?;
+        let v = shape(self.v.forward(x)?, self.kv_heads)?;
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = qn.forward(&q)?;
+            k = kn.forward(&k)?;
+        }
+        let q = apply_rope(&q, cos, sin)?;
+        let k = apply_rope(&k, cos, sin)?;
+        let groups = self.heads / self.kv_heads;
+        let k = repeat_kv(k, groups)?;
+        let v = repeat_kv(v, groups)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
+        self.o.forward(&out)
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate.forward(x)?)?;
+        self.down.forward(&(gate * self.up.forward(x)?)?)
+    }
+}
+
+/// The decoder. Its tensors live in the `VarBuilder`'s store (a `VarMap`
+/// for training, plain tensors for a frozen reference).
+#[derive(Debug, Clone)]
+pub struct Llama {
+    config: ModelConfig,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Tensor,
+    device: Device,
+}
+
+impl Llama {
+    pub fn new(config: &ModelConfig, vb: VarBuilder<'_>) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::msg)?;
+        let h = config.hidden_size;
+        let hd = config.head_dim();
+        let heads = config.num_attention_heads;
+        let kv_heads = config.kv_heads();
+        let model = vb.pp("model");
+        let embed = model.pp("embed_tokens").get_with_hints(
+            (config.vocab_size, h),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: INIT_STD,
+            },
+        )?;
+        let mut blocks = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let layer = model.pp(format!("layers.{i}"));
+            let attn = layer.pp("self_attn");
+            let bias = config.qkv_bias();
+            let qk_norm = config.model_type == ModelType::Qwen3;
+            blocks.push(Block {
+                attention: Attention {
+                    q: Linear::new(&attn, "q_proj", heads * hd, h, bias)?,
+                    k: Linear::new(&attn, "k_proj", kv_heads * hd, h, bias)?,
+                    v: Linear::new(&attn, "v_proj", kv_heads * hd, h, bias)?,
+                    o: Linear::new(&attn, "o_proj", h, heads * hd, false)?,
+                    q_norm: qk_norm
+                        .then(|| RmsNorm::new(&attn, "q_norm", hd, config.rms_norm_eps))
+                        .transpose()?,
+                    k_norm: qk_norm
+                        .then(|| RmsNorm::new(&attn, "k_norm", hd, config.rms_norm_eps))
+                        .transpose()?,
+                    heads,
+                    kv_heads,
+                    head_dim: hd,
+                },
+                mlp: Mlp {
+                    gate: Linear::new(
+                        &layer.pp("mlp"),
+                        "gate_proj",
+                        config.intermediate_size,
+                        h,
+                        false,
+                    )?,
+                    up: Linear::new(
+                        &layer.pp("mlp"),
+                        "up_proj",
+                        config.intermediate_size,
+                        h,
+                        false,
+                    )?,
+                    down: Linear::new(
+                        &layer.pp("mlp"),
+                        "down_proj",
+                        h,
+                        config.intermediate_size,
+                        false,
+                    )?,
+                },
+                input_norm: RmsNorm::new(&layer, "input_layernorm", h, config.rms_norm_eps)?,
+                post_attention_norm: RmsNorm::new(
+                    &layer,
+                    "post_attention_layernorm",
+                    h,
+                    config.rms_norm_eps,
+                )?,
+            });
+        }
+        let norm = RmsNorm::new(&model, "norm", h, config.rms_norm_eps)?;
+        let lm_head = if config.tie_word_embeddings {
+            embed.clone()
+        } else {
+            vb.pp("lm_head").get_with_hints(
+                (config.vocab_size, h),
+                "weight",
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: INIT_STD,
+                },
+            )?
+        };
+        Ok(Self {
+            config: config.clone(),
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            device: vb.device().clone(),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Final hidden states `[B, T, hidden]` for token ids `[B, T]` (u32),
+    /// causal attention; sequences are right-padded.
+    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.config.hidden_size,
+        ))?;
+        let (cos, sin) = rope_tables(
+            t,
+            self.config.head_dim(),
+            self.config.rope_theta,
+            &self.device,
+        )?;
+        let mask: Vec<f32> = (0..t * t)
+            .map(|i| {
+                if i % t > i / t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (1, 1, t, t), &self.device)?;
+        for block in &self.blocks {
+            let attended =
+                block
+                    .attention
+                    .forward(&block.input_norm.forward(&x)?, &cos, &sin, &mask)?;
+            x = (x + attended)?;
+            x = (&x + block.mlp.forward(&block.post_attention_norm.forward(&x)?)?)?;
+        }
+        self.norm.forward(&x)
+    }
+
+    /// Logits `[B, T, vocab]`.
+    pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
+        self.hidden(ids)?.broadcast_matmul(&self.lm_head.t()?)
+    }
+
+    /// `log p(ids[:, t+1] | ids[:, ..=t])` for every position: `[B, T-1]`.
+    pub fn token_logprobs(&self, ids: &Tensor) -> Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        let logits = self.logits(&ids.narrow(1, 0, t - 1)?)?;
+        let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
+        token_logprobs_from_logits(&logits, &targets)
+    }
+}
+
+/// `log softmax(logits)[target]` for `logits: [B, T, V]`, `targets: [B, T]`.
+pub fn token_logprobs_from_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let lse = logits.log_sum_exp(D::Minus1)?;
+    let picked = logits
+        .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
+        .squeeze(D::Minus1)?;
+    picked - lse
+}

@@ -1,0 +1,9 @@
+//! The policy model: configuration, the decoder, and its weights on disk.
+
+pub mod config;
+pub mod llama;
+pub mod weights;
+
+pub use config::{ModelConfig, ModelType};
+pub use llama::Llama;
+pub use weights::{Policy, load_policy, save_safetensors};
