@@ -5,4 +5,10 @@
 //! # Layout
 //!
 //! * [`model`] — the Llama-family decoder, its config and its weights on disk.
+//! * [`tokenizer`] — `tokenizer.json`, special tokens, chat template.
+//! * [`folder`] — model folders in Hugging Face layout, written atomically.
+//! * [`preset`] — built-in models (`tiny`, the embedded default).
+pub mod folder;
 pub mod model;
+pub mod preset;
+pub mod tokenizer;

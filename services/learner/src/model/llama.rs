@@ -161,7 +161,7 @@ impl Attention {
         let v = repeat_kv(v, groups)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?
