@@ -8,7 +8,11 @@
 //! * [`tokenizer`] — `tokenizer.json`, special tokens, chat template.
 //! * [`folder`] — model folders in Hugging Face layout, written atomically.
 //! * [`preset`] — built-in models (`tiny`, the embedded default).
+//! * [`train`] — batches, losses (SFT, GRPO), AdamW, the training step.
+//! * [`checkpoint`] — atomic checkpoints and exact resumption.
+pub mod checkpoint;
 pub mod folder;
 pub mod model;
 pub mod preset;
 pub mod tokenizer;
+pub mod train;

@@ -338,6 +338,20 @@ impl Llama {
         let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
         token_logprobs_from_logits(&logits, &targets)
     }
+
+    /// Token log-probs (with gradients) and the entropy of each next-token
+    /// distribution (without): both `[B, T-1]`.
+    pub fn token_logprobs_and_entropy(&self, ids: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (_, t) = ids.dims2()?;
+        let logits = self.logits(&ids.narrow(1, 0, t - 1)?)?;
+        let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
+        let logprobs = token_logprobs_from_logits(&logits, &targets)?;
+        let detached = logits.detach();
+        let lse = detached.log_sum_exp(D::Minus1)?;
+        let probs = candle_nn::ops::softmax_last_dim(&detached)?;
+        let expected = (probs * &detached)?.sum(D::Minus1)?;
+        Ok((logprobs, (lse - expected)?))
+    }
 }
 
 /// `log softmax(logits)[target]` for `logits: [B, T, V]`, `targets: [B, T]`.

@@ -1,0 +1,11 @@
+//! Training: batches, losses, the optimizer and the SFT/GRPO step.
+
+pub mod batch;
+pub mod config;
+pub mod loss;
+pub mod optim;
+pub mod trainer;
+
+pub use batch::{Batch, Sequence};
+pub use config::{GrpoConfig, OptimConfig, SftConfig};
+pub use trainer::{GrpoStats, SftStats, TrainGroup, Trainer};

@@ -1,0 +1,299 @@
+//! One optimizer step of SFT or GRPO over a batch: micro-batched forward and
+//! backward passes, gradient accumulation, clipping, the AdamW update.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use candle_core::{Result, Tensor};
+
+use super::batch::{Batch, Sequence};
+use super::config::{GrpoConfig, OptimConfig};
+use super::loss::{Totals, advantages, grpo_loss, sft_loss};
+use super::optim::{AdamW, clip_grad_norm};
+use crate::model::{Llama, Policy};
+
+/// A scored group, ready for a GRPO update.
+#[derive(Debug, Clone)]
+pub struct TrainGroup {
+    /// Prompt + completion of each sample.
+    pub sequences: Vec<Sequence>,
+    pub rewards: Vec<f64>,
+    /// Whether each completion's answer was correct (for metrics).
+    pub correct: Vec<bool>,
+    /// The sampler's per-token log-probs of each completion.
+    pub sampler_logprobs: Vec<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SftStats {
+    pub loss: f64,
+    pub tokens: usize,
+    pub grad_norm: f64,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GrpoStats {
+    pub loss: f64,
+    pub reward_mean: f64,
+    pub reward_std: f64,
+    pub accuracy: f64,
+    pub clip_fraction: f64,
+    pub kl: f64,
+    pub entropy: f64,
+    pub response_tokens_mean: f64,
+    /// Mean |sampler log-prob − learner log-prob| per completion token.
+    pub logprob_mismatch: f64,
+    pub groups_used: usize,
+    pub groups_dropped_uniform: usize,
+    pub tokens: usize,
+    pub grad_norm: f64,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+impl GrpoStats {
+    pub fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The policy under training and its optimizer.
+#[derive(Debug)]
+pub struct Trainer {
+    policy: Policy,
+    optimizer: AdamW,
+    optim: OptimConfig,
+    step: u64,
+}
+
+impl Trainer {
+    pub fn new(policy: Policy, optim: OptimConfig) -> Result<Self> {
+        let optimizer = AdamW::new(policy.sorted_vars(), optim.adamw())?;
+        Ok(Self {
+            policy,
+            optimizer,
+            optim,
+            step: 0,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn into_policy(self) -> Policy {
+        self.policy
+    }
+
+    /// Optimizer steps taken.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    pub fn optimizer(&self) -> &AdamW {
+        &self.optimizer
+    }
+
+    /// Restores optimizer moments and the step count from a checkpoint.
+    pub fn restore(
+        &mut self,
+        state: &HashMap<String, Tensor>,
+        step: u64,
+    ) -> std::result::Result<(), String> {
+        self.optimizer.restore(state, step)?;
+        self.step = step;
+        Ok(())
+    }
+
+    fn accumulate(&self, loss: &Tensor, into: &mut HashMap<String, Tensor>) -> Result<()> {
+        let grads = loss.backward()?;
+        for (name, var) in self.policy.sorted_vars() {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                let total = match into.remove(&name) {
+                    Some(prev) => (prev + g)?,
+                    None => g.clone(),
+                };
+                into.insert(name, total);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        mut grads: HashMap<String, Tensor>,
+        total_steps: u64,
+    ) -> Result<(f64, f64)> {
+        let norm = clip_grad_norm(&mut grads, self.optim.grad_clip)?;
+        let lr = self.optim.schedule().lr(self.step, total_steps);
+        self.optimizer.step(&grads, lr)?;
+        self.step += 1;
+        Ok((norm, lr))
+    }
+
+    /// One SFT step on `sequences` (cross-entropy on completion tokens).
+    pub fn sft_step(
+        &mut self,
+        sequences: &[Sequence],
+        pad: u32,
+        total_steps: u64,
+    ) -> Result<SftStats> {
+        let started = Instant::now();
+        let device = self.policy.model.device().clone();
+        let full = Batch::new(sequences, pad, &device)?;
+        let totals = Totals::of(&full.mask)?;
+        let mut grads = HashMap::new();
+        let mut loss_sum = 0.0;
+        for chunk in sequences.chunks(self.optim.micro_batch_size) {
+            let batch = Batch::new(chunk, pad, &device)?;
+            let logprobs = self.policy.model.token_logprobs(&batch.ids)?;
+            let loss = sft_loss(&logprobs, &batch.mask, totals)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?);
+            self.accumulate(&loss, &mut grads)?;
+        }
+        let (grad_norm, lr) = self.apply(grads, total_steps)?;
+        Ok(SftStats {
+            loss: loss_sum,
+            tokens: full.tokens(),
+            grad_norm,
+            lr,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The SFT loss of `sequences` without updating (for evaluation).
+    pub fn sft_loss(&self, sequences: &[Sequence], pad: u32) -> Result<f64> {
+        let device = self.policy.model.device();
+        let full = Batch::new(sequences, pad, device)?;
+        let totals = Totals::of(&full.mask)?;
+        let mut sum = 0.0;
+        for chunk in sequences.chunks(self.optim.micro_batch_size) {
+            let batch = Batch::new(chunk, pad, device)?;
+            let logprobs = self.policy.model.token_logprobs(&batch.ids)?.detach();
+            sum += f64::from(sft_loss(&logprobs, &batch.mask, totals)?.to_scalar::<f32>()?);
+        }
+        Ok(sum)
+    }
+
+    /// One GRPO step over scored groups.
+    pub fn grpo_step(
+        &mut self,
+        groups: &[TrainGroup],
+        config: &GrpoConfig,
+        reference: Option<&Llama>,
+        pad: u32,
+        total_steps: u64,
+    ) -> Result<GrpoStats> {
+        let started = Instant::now();
+        let device = self.policy.model.device().clone();
+        let all_rewards: Vec<f64> = groups
+            .iter()
+            .flat_map(|g| g.rewards.iter().copied())
+            .collect();
+        let n = all_rewards.len().max(1) as f64;
+        let reward_mean = all_rewards.iter().sum::<f64>() / n;
+        let reward_std = (all_rewards
+            .iter()
+            .map(|r| (r - reward_mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        let correct = groups
+            .iter()
+            .flat_map(|g| g.correct.iter())
+            .filter(|c| **c)
+            .count();
+        let mut stats = GrpoStats {
+            reward_mean,
+            reward_std,
+            accuracy: correct as f64 / n,
+            ..GrpoStats::default()
+        };
+
+        // Flatten the groups that carry a signal, with their advantages.
+        let mut sequences = Vec::new();
+        let mut seq_advantages = Vec::new();
+        let mut sampler = Vec::new();
+        for group in groups {
+            let uniform = group
+                .rewards
+                .windows(2)
+                .all(|w| (w[0] - w[1]).abs() < 1e-12);
+            if uniform && config.drop_uniform_groups {
+                stats.groups_dropped_uniform += 1;
+                continue;
+            }
+            stats.groups_used += 1;
+            let adv = advantages(&group.rewards, config.scale_rewards);
+            sequences.extend(group.sequences.iter().cloned());
+            seq_advantages.extend(adv.into_iter().map(|a| a as f32));
+            sampler.extend(group.sampler_logprobs.iter().cloned());
+        }
+        let lens: Vec<usize> = groups
+            .iter()
+            .flat_map(|g| g.sequences.iter().map(Sequence::completion_len))
+            .collect();
+        stats.response_tokens_mean = lens.iter().sum::<usize>() as f64 / lens.len().max(1) as f64;
+        if sequences.is_empty() {
+            stats.seconds = started.elapsed().as_secs_f64();
+            return Ok(stats);
+        }
+
+        let full = Batch::new(&sequences, pad, &device)?;
+        let totals = Totals::of(&full.mask)?;
+        stats.tokens = full.tokens();
+        let objective = config.objective();
+        let micro = self.optim.micro_batch_size;
+        let mut grads = HashMap::new();
+        let (mut clip_weighted, mut kl_weighted, mut entropy_weighted, mut mismatch_sum) =
+            (0.0, 0.0, 0.0, 0.0);
+        let mut mismatch_tokens = 0usize;
+        for (chunk_index, chunk) in sequences.chunks(micro).enumerate() {
+            let offset = chunk_index * micro;
+            let batch = Batch::new(chunk, pad, &device)?;
+            let chunk_tokens = batch.tokens() as f64;
+            let (logprobs, entropy) = self.policy.model.token_logprobs_and_entropy(&batch.ids)?;
+            // The learner's own log-probs before the update stand for the
+            // sampling policy; the sampler's are compared with them.
+            let old = logprobs.detach();
+            for (i, values) in batch.completion_values(&old)?.iter().enumerate() {
+                for (a, b) in values.iter().zip(&sampler[offset + i]) {
+                    mismatch_sum += f64::from((a - b).abs());
+                    mismatch_tokens += 1;
+                }
+            }
+            let reference_logprobs = match reference {
+                Some(r) => Some(r.token_logprobs(&batch.ids)?.detach()),
+                None => None,
+            };
+            let adv = Tensor::new(&seq_advantages[offset..offset + chunk.len()], &device)?;
+            let (loss, s) = grpo_loss(
+                &logprobs,
+                &old,
+                reference_logprobs.as_ref(),
+                &adv,
+                &batch.mask,
+                &objective,
+                totals,
+            )?;
+            stats.loss += f64::from(loss.to_scalar::<f32>()?);
+            clip_weighted += s.clip_fraction * chunk_tokens;
+            kl_weighted += s.kl * chunk_tokens;
+            let ent = f64::from((entropy * &batch.mask)?.sum_all()?.to_scalar::<f32>()?);
+            entropy_weighted += ent;
+            self.accumulate(&loss, &mut grads)?;
+        }
+        let tokens = stats.tokens.max(1) as f64;
+        stats.clip_fraction = clip_weighted / tokens;
+        stats.kl = kl_weighted / tokens;
+        stats.entropy = entropy_weighted / tokens;
+        stats.logprob_mismatch = mismatch_sum / mismatch_tokens.max(1) as f64;
+        let (grad_norm, lr) = self.apply(grads, total_steps)?;
+        stats.grad_norm = grad_norm;
+        stats.lr = lr;
+        stats.seconds = started.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+}
