@@ -6,6 +6,7 @@
 //!
 //! * [`model`] — the Llama-family decoder, its config and its weights on disk.
 //! * [`tokenizer`] — `tokenizer.json`, special tokens, chat template.
+//! * [`template`] — the R1 prompt template.
 //! * [`folder`] — model folders in Hugging Face layout, written atomically.
 //! * [`preset`] — built-in models (`tiny`, the embedded default).
 //! * [`train`] — batches, losses (SFT, GRPO), AdamW, the training step.
@@ -14,5 +15,6 @@ pub mod checkpoint;
 pub mod folder;
 pub mod model;
 pub mod preset;
+pub mod template;
 pub mod tokenizer;
 pub mod train;

@@ -1,0 +1,4 @@
+//! Integration tests of the inference service.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod engine;
