@@ -11,10 +11,12 @@
 //! * [`preset`] — built-in models (`tiny`, the embedded default).
 //! * [`train`] — batches, losses (SFT, GRPO), AdamW, the training step.
 //! * [`checkpoint`] — atomic checkpoints and exact resumption.
+//! * [`tasks`] — the synthetic arithmetic task and its cold-start solutions.
 pub mod checkpoint;
 pub mod folder;
 pub mod model;
 pub mod preset;
+pub mod tasks;
 pub mod template;
 pub mod tokenizer;
 pub mod train;
