@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use r1_runtime::TelemetryArgs;
 
-use crate::{bench, math_check};
+use crate::{bench, eval, math_check, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +22,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the R1 recipe: cold-start SFT, then GRPO (the embedded tiny model
+    /// and arithmetic task by default).
+    Train(train::TrainArgs),
+    /// Evaluate a model on held-out arithmetic problems; prints one JSON object.
+    Eval(eval::EvalArgs),
     /// Check math answers: JSON Lines with "gold" and "pred" on stdin, the
     /// same lines with "correct", "pred_extracted" and "gold_extracted" on stdout.
     MathCheck(math_check::MathCheckArgs),
@@ -46,6 +51,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Bench(command) => bench::run(command).await,
+            Command::Train(args) => train::run(args).await,
+            Command::Eval(args) => eval::run(args).await,
             Command::MathCheck(_) => unreachable!("handled before the runtime starts"),
         }
     });

@@ -1,6 +1,7 @@
 //! `r1 bench …`: every benchmark prints its own numbers beside a reference
 //! measured in the same run on the same machine.
 
+mod learner;
 mod math;
 mod queue;
 
@@ -12,11 +13,16 @@ pub enum BenchCommand {
     /// Math answer checks/s on the conformance cases, single-threaded and on
     /// all cores, beside Math-Verify on the same cases.
     Math(math::MathBench),
+    /// Forward + backward tokens/s and optimizer step time of the learner.
+    Learner(learner::LearnerBench),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Queue(args) => queue::run(args).await,
         BenchCommand::Math(args) => tokio::task::spawn_blocking(move || math::run(args)).await?,
+        BenchCommand::Learner(args) => {
+            tokio::task::spawn_blocking(move || learner::run(args)).await?
+        }
     }
 }

@@ -107,6 +107,12 @@ impl<M: Message + Default> Consumer<M> {
     /// bytes do not decode, go to the dead-letter stream instead of being
     /// returned. An empty result means nothing arrived in time.
     pub async fn next(&mut self) -> Result<Vec<Received<M>>> {
+        self.next_up_to(self.config.batch).await
+    }
+
+    /// Like [`Consumer::next`], returning at most `limit` entries.
+    pub async fn next_up_to(&mut self, limit: usize) -> Result<Vec<Received<M>>> {
+        let limit = limit.clamp(1, self.config.batch);
         let backend = self.queue.backend();
         let mut deliveries = Vec::new();
         if Instant::now() >= self.next_reclaim {
@@ -116,10 +122,10 @@ impl<M: Message + Default> Consumer<M> {
                     &self.group,
                     &self.name,
                     self.config.reclaim_idle,
-                    self.config.batch,
+                    limit,
                 )
                 .await?;
-            if deliveries.len() < self.config.batch {
+            if deliveries.len() < limit {
                 // Nothing more is abandoned right now; look again later.
                 self.next_reclaim = Instant::now() + self.config.reclaim_idle / 4;
             }
@@ -130,7 +136,7 @@ impl<M: Message + Default> Consumer<M> {
                     &self.stream,
                     &self.group,
                     &self.name,
-                    self.config.batch,
+                    limit,
                     self.config.block,
                 )
                 .await?;
@@ -163,6 +169,38 @@ impl<M: Message + Default> Consumer<M> {
             }
         }
         Ok(received)
+    }
+
+    /// Takes over every pending entry of the group at once, whatever its idle
+    /// time (a singleton consumer restarting after a crash).
+    pub async fn claim_pending(&mut self) -> Result<Vec<Received<M>>> {
+        /// One claim takes them all: a claimed entry is idle again at once.
+        const ALL: usize = 1_000_000;
+        let batch = self
+            .queue
+            .backend()
+            .claim_idle(&self.stream, &self.group, &self.name, Duration::ZERO, ALL)
+            .await?;
+        let mut all = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            let decoded = match &delivery.entry {
+                Ok(entry) => entry.decode::<M>().map(|m| (m, entry.clone())),
+                Err(reason) => Err(reason.clone()),
+            };
+            match decoded {
+                Ok((message, entry)) => all.push(Received {
+                    id: delivery.id,
+                    message,
+                    deliveries: delivery.deliveries,
+                    entry,
+                }),
+                Err(reason) => {
+                    self.bury(&delivery, format!("undecodable entry: {reason}"))
+                        .await?
+                }
+            }
+        }
+        Ok(all)
     }
 
     /// Appends `outputs` downstream and acknowledges `ids`, atomically.

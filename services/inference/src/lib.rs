@@ -7,5 +7,13 @@
 //! * [`sampler`] — our seeded sampler inside mistral.rs (exact ids, natural-log
 //!   log-probs, per-request seeds).
 //! * [`engine`] — one loaded policy: offline loading, group generation.
+//! * [`prompt`] — prompt jobs to token ids.
+//! * [`worker`] — the queue worker that follows the policy version.
+//! * [`fetch`] — weights from the learner over gRPC.
+//! * [`metrics`] — Prometheus metrics.
 pub mod engine;
+pub mod fetch;
+pub mod metrics;
+pub mod prompt;
 pub mod sampler;
+pub mod worker;

@@ -53,7 +53,10 @@ pub fn save(
 ) -> Result<PathBuf> {
     let dir = root.join(format!("{}-step-{:06}", state.stage, state.step));
     let tensors = trainer.policy().tensors();
-    let (moments, _) = trainer.optimizer().state();
+    let (moments, _) = trainer
+        .optimizer()
+        .state()
+        .map_err(|e| invalid(root, e.to_string()))?;
     write_atomically(&dir, |tmp| {
         let model = tmp.join("model");
         std::fs::create_dir_all(&model).map_err(|source| FolderError::Io {

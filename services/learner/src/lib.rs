@@ -12,10 +12,14 @@
 //! * [`train`] — batches, losses (SFT, GRPO), AdamW, the training step.
 //! * [`checkpoint`] — atomic checkpoints and exact resumption.
 //! * [`tasks`] — the synthetic arithmetic task and its cold-start solutions.
+//! * [`run_config`] — the run configuration file.
+//! * [`rl`] — the GRPO stage against the queue: feeding, collecting, training, publishing.
 pub mod checkpoint;
 pub mod folder;
 pub mod model;
 pub mod preset;
+pub mod rl;
+pub mod run_config;
 pub mod tasks;
 pub mod template;
 pub mod tokenizer;

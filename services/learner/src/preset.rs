@@ -16,7 +16,8 @@ pub const EOS: &str = "<|endoftext|>";
 /// Tags of the R1 template, one token each.
 pub const TAGS: [&str; 4] = ["<think>", "</think>", "<answer>", "</answer>"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// ~2.9 M parameters: 4 layers, hidden 256, 8 heads (4 KV), byte vocabulary.
     Tiny,

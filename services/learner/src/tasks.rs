@@ -80,7 +80,10 @@ impl Problem {
     /// The completion the cold start trains on: it continues a prompt that
     /// ends with `<think>`.
     pub fn solution(&self) -> String {
-        format!("{}</think> <answer>{}</answer>", self.reasoning, self.answer)
+        format!(
+            "{}</think> <answer>{}</answer>",
+            self.reasoning, self.answer
+        )
     }
 }
 
@@ -112,7 +115,11 @@ fn add_steps(a: i64, b: i64) -> String {
         let x = da.get(i).copied().unwrap_or(0);
         let y = db.get(i).copied().unwrap_or(0);
         let s = x + y + carry;
-        let step = if carry > 0 { format!("{x}+{y}+{carry}={s}") } else { format!("{x}+{y}={s}") };
+        let step = if carry > 0 {
+            format!("{x}+{y}+{carry}={s}")
+        } else {
+            format!("{x}+{y}={s}")
+        };
         carry = s / 10;
         parts.push(if carry > 0 && i + 1 < da.len().max(db.len()) {
             format!("{step}, carry {carry}.")
@@ -167,7 +174,11 @@ fn mul_steps(a: i64, b: i64) -> String {
 
 fn number(rng: &mut StdRng, d: &Difficulty) -> i64 {
     let digits = rng.random_range(d.min_digits..=d.max_digits);
-    let low = if digits == 1 { 0 } else { 10i64.pow(digits - 1) };
+    let low = if digits == 1 {
+        0
+    } else {
+        10i64.pow(digits - 1)
+    };
     rng.random_range(low..10i64.pow(digits))
 }
 
@@ -178,9 +189,15 @@ fn word_problem(rng: &mut StdRng, a: i64, b: i64, op: Op) -> Option<String> {
     let name = NAMES[rng.random_range(0..NAMES.len())];
     let thing = THINGS[rng.random_range(0..THINGS.len())];
     Some(match op {
-        Op::Add => format!("{name} has {a} {thing} and gets {b} more. How many {thing} does {name} have now?"),
-        Op::Sub if a >= b => format!("{name} has {a} {thing} and gives away {b}. How many {thing} are left?"),
-        Op::Mul => format!("{name} buys {a} boxes with {b} {thing} in each. How many {thing} is that?"),
+        Op::Add => format!(
+            "{name} has {a} {thing} and gets {b} more. How many {thing} does {name} have now?"
+        ),
+        Op::Sub if a >= b => {
+            format!("{name} has {a} {thing} and gives away {b}. How many {thing} are left?")
+        }
+        Op::Mul => {
+            format!("{name} buys {a} boxes with {b} {thing} in each. How many {thing} is that?")
+        }
         Op::Sub => return None,
     })
 }
@@ -229,8 +246,14 @@ fn split_of(problem: &Problem) -> Split {
     let h = problem
         .question
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    if h % HELD_OUT_EVERY == 0 { Split::HeldOut } else { Split::Train }
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    if h % HELD_OUT_EVERY == 0 {
+        Split::HeldOut
+    } else {
+        Split::Train
+    }
 }
 
 /// A deterministic, endless stream of problems of one side of the split.
@@ -300,7 +323,12 @@ mod tests {
     #[test]
     fn worked_solutions_reach_the_gold_answer() {
         for p in ProblemStream::new(hard(), 3, Split::Train).take(500) {
-            let last = p.reasoning.rsplit(' ').next().unwrap().trim_end_matches('.');
+            let last = p
+                .reasoning
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .trim_end_matches('.');
             let value: i64 = last.rsplit('=').next().unwrap().parse().unwrap();
             assert_eq!(value, p.answer, "{p:?}");
         }
@@ -310,7 +338,10 @@ mod tests {
     fn column_steps_are_readable() {
         assert_eq!(add_steps(47, 85), "7+5=12, carry 1. 4+8+1=13. 47+85=132.");
         assert_eq!(sub_steps(52, 17), "12-7=5, borrow 1. 4-1=3. 52-17=35.");
-        assert_eq!(sub_steps(3, 9), "3<9, so compute 9-3 and negate. 9-3=6. 3-9=-6.");
+        assert_eq!(
+            sub_steps(3, 9),
+            "3<9, so compute 9-3 and negate. 9-3=6. 3-9=-6."
+        );
         assert_eq!(mul_steps(12, 34), "12*4=48. 12*30=360. 48+360=408.");
     }
 
@@ -320,8 +351,10 @@ mod tests {
             max_digits: 3,
             ..Difficulty::default()
         };
-        let train: std::collections::HashSet<_> =
-            ProblemStream::first(&d, 1, Split::Train, 2000).into_iter().map(|p| p.question).collect();
+        let train: std::collections::HashSet<_> = ProblemStream::first(&d, 1, Split::Train, 2000)
+            .into_iter()
+            .map(|p| p.question)
+            .collect();
         let held = ProblemStream::first(&d, 1, Split::HeldOut, 200);
         assert!(held.iter().all(|p| !train.contains(&p.question)));
         assert_eq!(held, ProblemStream::first(&d, 1, Split::HeldOut, 200));
@@ -334,7 +367,10 @@ mod tests {
         let mut s = ProblemStream::new(d.clone(), 9, Split::Train);
         let first: Vec<_> = s.by_ref().take(5).collect();
         let rest: Vec<_> = s.clone().take(5).collect();
-        let resumed: Vec<_> = ProblemStream::new(d, 9, Split::Train).at(s.cursor()).take(5).collect();
+        let resumed: Vec<_> = ProblemStream::new(d, 9, Split::Train)
+            .at(s.cursor())
+            .take(5)
+            .collect();
         assert_eq!(rest, resumed);
         assert_ne!(first, rest);
     }

@@ -126,7 +126,7 @@ impl RewardConfig {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         for (profile, weights) in &self.profiles {
             for (component, weight) in weights {
                 if !COMPONENTS.contains(&component.as_str()) {

@@ -40,7 +40,16 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
+        // One 2-D matmul over all rows rather than a broadcast batched one.
+        let dims = x.dims().to_vec();
+        let (rows, features) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
+        let mut out_dims = dims.clone();
+        *out_dims.last_mut().unwrap_or(&mut 0) = self.weight.dim(0)?;
+        let y = x
+            .contiguous()?
+            .reshape((rows, features))?
+            .matmul(&self.weight.t()?)?
+            .reshape(out_dims)?;
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -65,9 +74,7 @@ impl RmsNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = x.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.weight)
+        super::ops::rms_norm(x, &self.weight, self.eps)
     }
 }
 
@@ -122,11 +129,7 @@ fn rope_tables(
 
 /// `x·cos + rotate_half(x)·sin` for `x: [B, heads, T, head_dim]`.
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let x1 = x.narrow(D::Minus1, 0, half)?;
-    let x2 = x.narrow(D::Minus1, half, half)?;
-    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+    super::ops::rope(x, cos, sin)
 }
 
 fn repeat_kv(x: Tensor, times: usize) -> Result<Tensor> {
@@ -160,8 +163,8 @@ impl Attention {
         let k = repeat_kv(k, groups)?;
         let v = repeat_kv(v, groups)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let probs = super::ops::softmax_last_dim(&scores)?;
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod llama;
+pub mod ops;
 pub mod weights;
 
 pub use config::{ModelConfig, ModelType};

@@ -26,14 +26,15 @@ impl Default for AdamWConfig {
     }
 }
 
-/// AdamW over named variables.
+/// AdamW over named variables. Moments are plain f32 buffers updated in one
+/// pass per variable.
 #[derive(Debug)]
 pub struct AdamW {
     config: AdamWConfig,
     vars: Vec<(String, Var)>,
     /// First and second moments by variable name.
-    m: HashMap<String, Tensor>,
-    v: HashMap<String, Tensor>,
+    m: HashMap<String, Vec<f32>>,
+    v: HashMap<String, Vec<f32>>,
     steps: u64,
 }
 
@@ -42,8 +43,8 @@ impl AdamW {
         let mut m = HashMap::new();
         let mut v = HashMap::new();
         for (name, var) in &vars {
-            m.insert(name.clone(), var.zeros_like()?);
-            v.insert(name.clone(), var.zeros_like()?);
+            m.insert(name.clone(), vec![0f32; var.elem_count()]);
+            v.insert(name.clone(), vec![0f32; var.elem_count()]);
         }
         Ok(Self {
             config,
@@ -63,33 +64,41 @@ impl AdamW {
         self.steps += 1;
         let c = self.config;
         let t = self.steps as i32;
-        let correction1 = 1.0 - c.beta1.powi(t);
-        let correction2 = 1.0 - c.beta2.powi(t);
+        let correction1 = (1.0 - c.beta1.powi(t)) as f32;
+        let correction2 = (1.0 - c.beta2.powi(t)) as f32;
+        let (beta1, beta2, eps) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32);
+        let (lr32, decay) = (lr as f32, (1.0 - lr * c.weight_decay) as f32);
         for (name, var) in &self.vars {
             let Some(g) = grads.get(name) else { continue };
-            let m = ((&self.m[name] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
-            let v = ((&self.v[name] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let m_hat = (&m / correction1)?;
-            let v_hat = (&v / correction2)?;
-            let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
-            let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
-            var.set(&(decayed - (update * lr)?)?)?;
-            self.m.insert(name.clone(), m);
-            self.v.insert(name.clone(), v);
+            let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
+            let mut w: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
+            let (Some(m), Some(v)) = (self.m.get_mut(name), self.v.get_mut(name)) else {
+                continue;
+            };
+            for i in 0..w.len() {
+                m[i] = beta1 * m[i] + (1.0 - beta1) * g[i];
+                v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i];
+                let update = (m[i] / correction1) / ((v[i] / correction2).sqrt() + eps);
+                w[i] = w[i] * decay - lr32 * update;
+            }
+            var.set(&Tensor::from_vec(w, var.shape(), var.device())?)?;
         }
         Ok(())
     }
 
     /// Moments as named tensors (`m.<var>`, `v.<var>`) and the step count.
-    pub fn state(&self) -> (HashMap<String, Tensor>, u64) {
+    pub fn state(&self) -> Result<(HashMap<String, Tensor>, u64)> {
         let mut out = HashMap::new();
-        for (name, t) in &self.m {
-            out.insert(format!("m.{name}"), t.clone());
+        for (name, var) in &self.vars {
+            for (prefix, moments) in [("m", &self.m), ("v", &self.v)] {
+                let data = moments.get(name).cloned().unwrap_or_default();
+                out.insert(
+                    format!("{prefix}.{name}"),
+                    Tensor::from_vec(data, var.shape(), var.device())?,
+                );
+            }
         }
-        for (name, t) in &self.v {
-            out.insert(format!("v.{name}"), t.clone());
-        }
-        (out, self.steps)
+        Ok((out, self.steps))
     }
 
     /// Restores moments saved by [`AdamW::state`].
@@ -98,15 +107,25 @@ impl AdamW {
         state: &HashMap<String, Tensor>,
         steps: u64,
     ) -> std::result::Result<(), String> {
-        for (name, _) in &self.vars {
-            let m = state
-                .get(&format!("m.{name}"))
-                .ok_or(format!("optimizer state lacks m.{name}"))?;
-            let v = state
-                .get(&format!("v.{name}"))
-                .ok_or(format!("optimizer state lacks v.{name}"))?;
-            self.m.insert(name.clone(), m.clone());
-            self.v.insert(name.clone(), v.clone());
+        for (name, var) in &self.vars {
+            for (prefix, moments) in [("m", &mut self.m), ("v", &mut self.v)] {
+                let key = format!("{prefix}.{name}");
+                let tensor = state
+                    .get(&key)
+                    .ok_or(format!("optimizer state lacks {key}"))?;
+                if tensor.elem_count() != var.elem_count() {
+                    return Err(format!(
+                        "optimizer state {key} has {} values, expected {}",
+                        tensor.elem_count(),
+                        var.elem_count()
+                    ));
+                }
+                let data: Vec<f32> = tensor
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1())
+                    .map_err(|e| format!("optimizer state {key}: {e}"))?;
+                moments.insert(name.clone(), data);
+            }
         }
         self.steps = steps;
         Ok(())

@@ -1,0 +1,274 @@
+//! Fused CPU operations with backward passes: softmax over the last
+//! dimension, RMS normalisation and rotary embeddings. candle's own fused
+//! versions have no gradients, and composing them from elementary
+//! operations costs many passes over memory.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
+
+fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: only f32 tensors are supported")
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: the input must be contiguous"),
+    }
+}
+
+/// `softmax(x)` over the last dimension.
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "r1-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(storage, layout, self.name())?;
+        let dim = layout.dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; x.len()];
+        for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (d, v) in dst.iter_mut().zip(row) {
+                *d = (v - max).exp();
+                sum += *d;
+            }
+            let inv = 1.0 / sum;
+            dst.iter_mut().for_each(|d| *d *= inv);
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        // dx = y ⊙ (g − Σ g ⊙ y)
+        let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
+        Ok(Some((res * grad_res.broadcast_sub(&dot)?)?))
+    }
+}
+
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Softmax)
+}
+
+/// `x / rms(x) · w` over the last dimension.
+struct RmsNorm {
+    eps: f32,
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "r1-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let w = f32_slice(s2, l2, self.name())?;
+        let dim = w.len().max(1);
+        let mut out = vec![0f32; x.len()];
+        for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            let mean = row.iter().map(|v| v * v).sum::<f32>() / dim as f32;
+            let r = 1.0 / (mean + self.eps).sqrt();
+            for ((d, v), g) in dst.iter_mut().zip(row).zip(w) {
+                *d = v * r * g;
+            }
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // r = (mean(x²) + eps)^-½, y = x·r·w
+        // dx = r·(g·w) − x·r³·mean(g·w·x);  dw = Σ_rows g·x·r
+        let dim = x.dim(D::Minus1)? as f64;
+        let r = ((x.sqr()?.mean_keepdim(D::Minus1)? + f64::from(self.eps))?
+            .sqrt()?
+            .recip())?;
+        let gw = grad.broadcast_mul(w)?;
+        let dot = ((&gw * x)?.sum_keepdim(D::Minus1)? / dim)?;
+        let r3 = r.powf(3.0)?;
+        let dx = (gw.broadcast_mul(&r)? - x.broadcast_mul(&(r3 * dot)?)?)?;
+        let rows = x.elem_count() / x.dim(D::Minus1)?;
+        let dw = (grad * x.broadcast_mul(&r)?)?
+            .reshape((rows, x.dim(D::Minus1)?))?
+            .sum(0)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, RmsNorm { eps: eps as f32 })
+}
+
+/// Rotary embedding in Hugging Face layout (`rotate_half`) for
+/// `x: [B, H, T, D]` with tables `cos`, `sin`: `[T, D]`.
+struct Rope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "r1-rope"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(storage, layout, self.name())?;
+        let dims = layout.dims();
+        let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let half = d / 2;
+        let mut out = vec![0f32; x.len()];
+        for (i, (row, dst)) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
+            let pos = i % t;
+            let (c, s) = (
+                &self.cos[pos * d..pos * d + d],
+                &self.sin[pos * d..pos * d + d],
+            );
+            for j in 0..half {
+                dst[j] = row[j] * c[j] - row[j + half] * s[j];
+                dst[j + half] = row[j + half] * c[j + half] + row[j] * s[j + half];
+            }
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // The rotation's transpose is the rotation by −θ.
+        let inverse = Rope {
+            cos: self.cos.clone(),
+            sin: self.sin.iter().map(|s| -s).collect(),
+        };
+        Ok(Some(grad.contiguous()?.apply_op1(inverse)?))
+    }
+}
+
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let op = Rope {
+        cos: cos.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+        sin: sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+    };
+    x.contiguous()?.apply_op1(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    fn close(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    fn check<F: Fn(&Tensor) -> Tensor, G: Fn(&Tensor) -> Tensor>(fused: F, reference: G, x: &Var) {
+        let a = fused(x.as_tensor());
+        let b = reference(x.as_tensor());
+        assert!(close(&a, &b) < 1e-5, "forward differs by {}", close(&a, &b));
+        let weights = Tensor::rand(0f32, 1f32, a.shape(), &Device::Cpu).unwrap();
+        let ga = (a * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (b * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (ga, gb) = (
+            ga.get(x.as_tensor()).unwrap(),
+            gb.get(x.as_tensor()).unwrap(),
+        );
+        assert!(
+            close(ga, gb) < 1e-4,
+            "gradient differs by {}",
+            close(ga, gb)
+        );
+    }
+
+    #[test]
+    fn fused_softmax_matches_the_composed_one_with_gradients() {
+        let x =
+            Var::from_tensor(&Tensor::randn(0f32, 2.0, (3, 4, 7), &Device::Cpu).unwrap()).unwrap();
+        check(
+            |t| softmax_last_dim(t).unwrap(),
+            |t| candle_nn::ops::softmax(t, D::Minus1).unwrap(),
+            &x,
+        );
+    }
+
+    #[test]
+    fn fused_rms_norm_matches_the_composed_one_with_gradients() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 5, 8), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(1f32, 0.1, 8, &dev).unwrap()).unwrap();
+        let composed = |t: &Tensor| {
+            let v = (t.sqr().unwrap().mean_keepdim(D::Minus1).unwrap() + 1e-5).unwrap();
+            t.broadcast_div(&v.sqrt().unwrap())
+                .unwrap()
+                .broadcast_mul(w.as_tensor())
+                .unwrap()
+        };
+        check(|t| rms_norm(t, w.as_tensor(), 1e-5).unwrap(), composed, &x);
+        // The weight's gradient too.
+        let weights = Tensor::rand(0f32, 1f32, (2, 5, 8), &dev).unwrap();
+        let ga = (rms_norm(x.as_tensor(), w.as_tensor(), 1e-5).unwrap() * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (composed(x.as_tensor()) * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(
+            close(
+                ga.get(w.as_tensor()).unwrap(),
+                gb.get(w.as_tensor()).unwrap()
+            ) < 1e-4
+        );
+    }
+
+    #[test]
+    fn fused_rope_matches_rotate_half_with_gradients() {
+        let dev = Device::Cpu;
+        let (t, d) = (6, 8);
+        let freqs = Tensor::randn(0f32, 1.0, (t, d / 2), &dev).unwrap();
+        let freqs = Tensor::cat(&[&freqs, &freqs], 1).unwrap();
+        let (cos, sin) = (freqs.cos().unwrap(), freqs.sin().unwrap());
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, t, d), &dev).unwrap()).unwrap();
+        let composed = |x: &Tensor| {
+            let x1 = x.narrow(D::Minus1, 0, d / 2).unwrap();
+            let x2 = x.narrow(D::Minus1, d / 2, d / 2).unwrap();
+            let rotated = Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap();
+            (x.broadcast_mul(&cos).unwrap() + rotated.broadcast_mul(&sin).unwrap()).unwrap()
+        };
+        check(|x| rope(x, &cos, &sin).unwrap(), composed, &x);
+    }
+}
