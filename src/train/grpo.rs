@@ -95,6 +95,7 @@ pub async fn run(
             engine,
             worker,
             r1_inference::metrics::Metrics::default(),
+            None,
             shutdown.clone(),
         ));
     }
@@ -123,6 +124,7 @@ pub async fn run(
         None,
         reference,
         progress,
+        Shutdown::default(),
         |step, stats| {
             let row = json!({
                 "stage": "grpo", "step": step, "loss": stats.loss, "reward_mean": stats.reward_mean,

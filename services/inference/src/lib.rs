@@ -11,9 +11,11 @@
 //! * [`worker`] — the queue worker that follows the policy version.
 //! * [`fetch`] — weights from the learner over gRPC.
 //! * [`metrics`] — Prometheus metrics.
+//! * [`service`] — the `r1-inference` process (gRPC `Inference`, admin, worker).
 pub mod engine;
 pub mod fetch;
 pub mod metrics;
 pub mod prompt;
 pub mod sampler;
+pub mod service;
 pub mod worker;

@@ -151,6 +151,7 @@ pub async fn run(
     engine: Arc<Engine>,
     config: WorkerConfig,
     metrics: Metrics,
+    serving: Option<tokio::sync::watch::Sender<Arc<Engine>>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let consumer_config = ConsumerConfig {
@@ -188,6 +189,9 @@ pub async fn run(
         if pending.is_some() && in_flight.is_empty() {
             if let Some(engine) = pending.take() {
                 current = engine;
+                if let Some(serving) = &serving {
+                    serving.send_replace(current.clone());
+                }
                 metrics.policy_version.set(current.version() as i64);
                 tracing::info!(version = current.version(), "switched policy");
             }

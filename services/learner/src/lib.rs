@@ -14,12 +14,14 @@
 //! * [`tasks`] — the synthetic arithmetic task and its cold-start solutions.
 //! * [`run_config`] — the run configuration file.
 //! * [`rl`] — the GRPO stage against the queue: feeding, collecting, training, publishing.
+//! * [`service`] — the `r1-learner` process (gRPC `Learner`, admin, GRPO loop).
 pub mod checkpoint;
 pub mod folder;
 pub mod model;
 pub mod preset;
 pub mod rl;
 pub mod run_config;
+pub mod service;
 pub mod tasks;
 pub mod template;
 pub mod tokenizer;

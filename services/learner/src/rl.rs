@@ -172,6 +172,7 @@ pub async fn run(
     resumed: Option<RlCheckpoint>,
     reference: Option<Arc<Llama>>,
     progress: SharedProgress,
+    shutdown: r1_runtime::Shutdown,
     mut on_step: impl FnMut(u64, &GrpoStats) + Send,
 ) -> anyhow::Result<Trainer> {
     let g = settings.grpo.clone();
@@ -221,7 +222,7 @@ pub async fn run(
     // Entries delivered to an earlier incarnation of this learner come first.
     let mut first_read = true;
 
-    while state.step < g.steps {
+    while state.step < g.steps && !shutdown.is_started() {
         // Issue jobs up to `max_versions_ahead` steps beyond the current one.
         let last_step = (state.step + g.max_versions_ahead).min(g.steps - 1);
         while feeder.issued_for_step <= last_step {
@@ -239,12 +240,15 @@ pub async fn run(
         }
 
         // Collect scored groups for this step.
-        while ready.len() < g.prompts_per_step {
+        while ready.len() < g.prompts_per_step && !shutdown.is_started() {
             let batch = if first_read {
                 first_read = false;
                 scored.claim_pending().await?
             } else {
-                scored.next().await?
+                tokio::select! {
+                    batch = scored.next() => batch?,
+                    () = shutdown.started() => break,
+                }
             };
             for received in batch {
                 let id = received
@@ -289,6 +293,12 @@ pub async fn run(
             }
         }
 
+        if shutdown.is_started() {
+            // Groups not covered by a checkpoint stay unacknowledged and are
+            // delivered again to the next learner.
+            tracing::info!(step = state.step, "shutting down before the next update");
+            break;
+        }
         // One update.
         let batch: Vec<ScoredGroup> = ready.drain(..g.prompts_per_step).collect();
         for group in &batch {
