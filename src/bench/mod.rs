@@ -4,6 +4,7 @@
 mod learner;
 mod math;
 mod queue;
+mod sandbox;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -15,12 +16,18 @@ pub enum BenchCommand {
     Math(math::MathBench),
     /// Forward + backward tokens/s and optimizer step time of the learner.
     Learner(learner::LearnerBench),
+    /// Sandbox p50/p99 latency and runs/s for a trivial and a CPU-bound
+    /// program, beside a native python3 subprocess running the same programs.
+    Sandbox(sandbox::SandboxBench),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Queue(args) => queue::run(args).await,
         BenchCommand::Math(args) => tokio::task::spawn_blocking(move || math::run(args)).await?,
+        BenchCommand::Sandbox(args) => {
+            tokio::task::spawn_blocking(move || sandbox::run(args)).await?
+        }
         BenchCommand::Learner(args) => {
             tokio::task::spawn_blocking(move || learner::run(args)).await?
         }

@@ -23,6 +23,21 @@ use serde_json::json;
 
 use super::metrics::MetricsLog;
 
+/// What the queue and the learner counted during the GRPO stage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GrpoSummary {
+    pub policy_version: u64,
+    pub jobs_issued: u64,
+    pub groups_accepted: u64,
+    pub groups_duplicate: u64,
+    pub groups_stale: u64,
+    pub groups_invalid: u64,
+    /// Entries appended to the rollouts and scored streams.
+    pub rollouts: u64,
+    pub scored: u64,
+    pub dead_letters: u64,
+}
+
 /// Runs every GRPO step on the policy in `trainer`; returns the trained one.
 pub async fn run(
     trainer: Trainer,
@@ -32,7 +47,7 @@ pub async fn run(
     queue: Queue,
     log: &mut MetricsLog,
     bar: &ProgressBar,
-) -> anyhow::Result<Trainer> {
+) -> anyhow::Result<(Trainer, GrpoSummary)> {
     let reward_config: RewardConfig = if config.reward.is_empty() {
         RewardConfig::default()
     } else {
@@ -116,14 +131,14 @@ pub async fn run(
     };
     let progress: SharedProgress = Default::default();
     let result = rl::run(
-        queue,
+        queue.clone(),
         trainer,
         files.clone(),
         settings,
         state,
         None,
         reference,
-        progress,
+        progress.clone(),
         Shutdown::default(),
         |step, stats| {
             let row = json!({
@@ -148,5 +163,19 @@ pub async fn run(
             tracing::warn!(error = %e, "a worker ended with an error");
         }
     }
-    result
+    let trainer = result?;
+    let p = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let backend = queue.backend();
+    let summary = GrpoSummary {
+        policy_version: p.policy.map_or(0, |v| v.number),
+        jobs_issued: p.counters.jobs_issued,
+        groups_accepted: p.counters.accepted,
+        groups_duplicate: p.counters.duplicates,
+        groups_stale: p.counters.stale,
+        groups_invalid: p.counters.invalid,
+        rollouts: backend.len(&queue.key(&r1_proto::queue::ROLLOUTS)).await?,
+        scored: backend.len(&queue.key(&r1_proto::queue::SCORED)).await?,
+        dead_letters: backend.len(&queue.key(&r1_proto::queue::DEAD)).await?,
+    };
+    Ok((trainer, summary))
 }

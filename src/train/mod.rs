@@ -4,6 +4,7 @@
 
 pub mod grpo;
 pub mod metrics;
+pub mod report;
 pub mod sft;
 
 use std::path::{Path, PathBuf};
@@ -82,19 +83,19 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
     // 1. The starting model.
     let init_dir = out.join("init");
     let device = Device::Cpu;
-    let (policy, files): (Policy, ModelFiles) = match (&config.model.preset, &config.model.path) {
-        (Some(preset), _) => {
-            let policy = r1_learner::preset::init(*preset, &init_dir, config.seed)?;
-            (policy, preset.files())
-        }
-        (None, Some(path)) => (load_policy(path, &device)?, ModelFiles::read(path)?),
-        (None, None) => anyhow::bail!("model: set preset or path"),
-    };
-    let model_dir = if config.model.preset.is_some() {
-        init_dir.clone()
-    } else {
-        config.model.path.clone().unwrap_or_default()
-    };
+    let (policy, files, model_dir): (Policy, ModelFiles, PathBuf) =
+        match (config.model.preset(), &config.model.path) {
+            (Some(preset), _) => {
+                let policy = r1_learner::preset::init(preset, &init_dir, config.seed)?;
+                (policy, preset.files(), init_dir.clone())
+            }
+            (None, Some(path)) => (
+                load_policy(path, &device)?,
+                ModelFiles::read(path)?,
+                path.clone(),
+            ),
+            (None, None) => unreachable!("a preset is chosen when no path is set"),
+        };
     let tokenizer = TextTokenizer::load(&model_dir)?;
     println!(
         "model: {} parameters, vocabulary {}",
@@ -133,11 +134,26 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
     let trainer = Trainer::new(policy, config.grpo.optim.clone())?;
     let progress = bar(config.grpo.steps, "grpo");
     let queue = r1_proto::queue::Queue::embedded("train");
-    let trainer = grpo::run(trainer, &files, &config, &out, queue, &mut log, &progress).await?;
+    let (trainer, summary) =
+        grpo::run(trainer, &files, &config, &out, queue, &mut log, &progress).await?;
     progress.finish();
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_vec_pretty(&summary)?,
+    )?;
     files.write(&final_dir, trainer.policy())?;
     let after_grpo = eval_model(&final_dir, &config, config.grpo.steps + 1).await?;
     record_eval(&mut log, "grpo", &after_grpo)?;
+    let config_text = match &args.config {
+        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        None => "# built-in defaults (r1 train without --config)".into(),
+    };
+    report::write(
+        &out,
+        log.rows(),
+        started.elapsed().as_secs_f64(),
+        &config_text,
+    )?;
     println!(
         "done in {:.0} s: accuracy {:.1}% (init) → {:.1}% (sft) → {:.1}% (grpo); final model in {}",
         started.elapsed().as_secs_f64(),

@@ -239,6 +239,8 @@ pub struct ServiceProcess {
     child: Option<Child>,
     /// The JSON object the service printed on stdout when it was ready.
     pub ready: String,
+    /// Later stdout lines.
+    lines: mpsc::Receiver<String>,
 }
 
 impl ServiceProcess {
@@ -254,16 +256,20 @@ impl ServiceProcess {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
+        let (line_tx, line_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let _ = tx.send(lines.next());
             // Keep draining so the service never blocks on a full pipe.
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                let _ = line_tx.send(line);
+            }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Some(Ok(line))) => Self {
                 child: Some(child),
                 ready: line,
+                lines: line_rx,
             },
             other => {
                 let _ = child.kill();
@@ -286,6 +292,36 @@ impl ServiceProcess {
             + key.len();
         let end = self.ready[start..].find('"').expect("closing quote") + start;
         self.ready[start..end].to_owned()
+    }
+
+    /// The next stdout line containing `needle`, waiting up to `timeout`.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            // Polling a child's exit status has no blocking form with a timeout.
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -9,6 +9,7 @@
 //! * [`template`] — the R1 prompt template.
 //! * [`folder`] — model folders in Hugging Face layout, written atomically.
 //! * [`preset`] — built-in models (`tiny`, the embedded default).
+//! * [`import`] — GGUF (SmolLM2-135M) to a Hugging Face folder.
 //! * [`train`] — batches, losses (SFT, GRPO), AdamW, the training step.
 //! * [`checkpoint`] — atomic checkpoints and exact resumption.
 //! * [`tasks`] — the synthetic arithmetic task and its cold-start solutions.
@@ -17,6 +18,7 @@
 //! * [`service`] — the `r1-learner` process (gRPC `Learner`, admin, GRPO loop).
 pub mod checkpoint;
 pub mod folder;
+pub mod import;
 pub mod model;
 pub mod preset;
 pub mod rl;

@@ -31,6 +31,9 @@ use crate::train::{GrpoConfig, GrpoStats, Sequence, TrainGroup, Trainer};
 /// Consumer group of the learner on the scored stream.
 pub const GROUP: &str = "learner";
 
+/// Salt of the RL stage's problem stream.
+const RL_STREAM: u64 = 0x5EED_0000_0000_0001;
+
 #[derive(Debug, Clone)]
 pub struct RlSettings {
     pub run_id: String,
@@ -189,8 +192,13 @@ pub async fn run(
     progress.lock().unwrap_or_else(|p| p.into_inner()).policy = Some(published);
 
     let mut feeder = Feeder {
-        stream: ProblemStream::new(settings.difficulty.clone(), settings.seed, Split::Train)
-            .at(state.data_cursor),
+        // Another stream than the cold start's, even for the same difficulty.
+        stream: ProblemStream::new(
+            settings.difficulty.clone(),
+            settings.seed ^ RL_STREAM,
+            Split::Train,
+        )
+        .at(state.data_cursor),
         settings: settings.clone(),
         outstanding: resumed.outstanding.into_iter().collect(),
         issued_for_step: state.step + 1,

@@ -35,7 +35,8 @@ pub struct RunConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSource {
-    /// A built-in model, created with random weights.
+    /// A built-in model, created with random weights (`tiny` when neither
+    /// this nor `path` is set).
     pub preset: Option<Preset>,
     /// An existing Hugging Face model folder (instead of a preset).
     pub path: Option<PathBuf>,
@@ -46,9 +47,19 @@ pub struct ModelSource {
 impl Default for ModelSource {
     fn default() -> Self {
         Self {
-            preset: Some(Preset::Tiny),
+            preset: None,
             path: None,
             skip_sft: false,
+        }
+    }
+}
+
+impl ModelSource {
+    /// The preset to create, when no model folder is given (`tiny` by default).
+    pub fn preset(&self) -> Option<Preset> {
+        match (&self.path, self.preset) {
+            (Some(_), _) => None,
+            (None, preset) => Some(preset.unwrap_or(Preset::Tiny)),
         }
     }
 }
@@ -81,7 +92,7 @@ impl Default for TaskConfig {
             },
             rl: Difficulty {
                 min_digits: 1,
-                max_digits: 3,
+                max_digits: 2,
                 ops: vec![Op::Add],
                 terms: 2,
                 word_problems: 0.0,
@@ -103,7 +114,7 @@ impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             problems: 200,
-            max_new_tokens: 96,
+            max_new_tokens: 64,
         }
     }
 }
@@ -150,10 +161,8 @@ impl RunConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        match (&self.model.preset, &self.model.path) {
-            (Some(_), Some(_)) => return Err("model: set either preset or path, not both".into()),
-            (None, None) => return Err("model: set preset or path".into()),
-            _ => {}
+        if self.model.preset.is_some() && self.model.path.is_some() {
+            return Err("model: set either preset or path, not both".into());
         }
         self.task.cold_start.validate("task.cold_start")?;
         self.task.rl.validate("task.rl")?;
@@ -172,5 +181,33 @@ impl RunConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_parses_to_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train.toml");
+        let parsed = RunConfig::load(&path).unwrap();
+        let mut defaults = RunConfig::default();
+        defaults.model.preset = Some(Preset::Tiny);
+        defaults.reward = parsed.reward.clone();
+        assert_eq!(parsed, defaults);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_field_or_line() {
+        let e = RunConfig::parse("[grpo]\ngroup_size = 1\n", "run.toml").unwrap_err();
+        assert!(e.0.starts_with("run.toml: grpo.group_size"), "{e}");
+        let e = RunConfig::parse("[sft]\nsteps = 3\nbogus = 1\n", "run.toml").unwrap_err();
+        assert!(e.0.contains("line 3") && e.0.contains("bogus"), "{e}");
+        let e =
+            RunConfig::parse("[model]\npreset = \"tiny\"\npath = \"x\"\n", "run.toml").unwrap_err();
+        assert!(e.0.contains("model"), "{e}");
+        let e = RunConfig::parse("[task.rl]\nmax_digits = 12\n", "run.toml").unwrap_err();
+        assert!(e.0.contains("task.rl"), "{e}");
     }
 }

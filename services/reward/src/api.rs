@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use r1_proto::domain::{Group, Score, Task};
+use r1_proto::domain::{CodeTask, Group, Score, Task};
+use r1_sandbox::{Program, RunOutcome};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::code::TestReport;
 use crate::error::ApiError;
 use crate::math::MathVerdict;
 use crate::metrics::{Api, ApiLabels, Rejection};
@@ -59,9 +61,10 @@ impl RewardApi {
                 ApiError::Contract(_) | ApiError::InvalidArgument(_) => {
                     Some(Rejection::InvalidArgument)
                 }
-                ApiError::Score(crate::scoring::ScoreError::Unsupported(_)) => {
-                    Some(Rejection::Unsupported)
-                }
+                ApiError::Score(
+                    crate::scoring::ScoreError::Unsupported(_)
+                    | crate::scoring::ScoreError::NoSandbox,
+                ) => Some(Rejection::Unsupported),
                 ApiError::Score(_) => Some(Rejection::InvalidArgument),
                 _ => None,
             };
@@ -98,6 +101,32 @@ impl RewardApi {
                 .get_or_create(&ApiLabels { api })
                 .inc_by(scores.len() as u64);
             Ok((group, scores))
+        })
+        .await
+    }
+
+    /// Runs one program in the sandbox.
+    pub async fn run_code(&self, api: Api, program: Program) -> Result<RunOutcome, ApiError> {
+        self.blocking(api, move |scorer| Ok(scorer.run_code(program)?))
+            .await
+    }
+
+    /// Runs a program against tests.
+    pub async fn run_tests(
+        &self,
+        api: Api,
+        program: String,
+        task: CodeTask,
+    ) -> Result<TestReport, ApiError> {
+        self.blocking(api, move |scorer| {
+            let sandbox = scorer.sandbox()?;
+            let report = crate::code::run_tests(sandbox, &program, &task, &scorer.config().code)
+                .map_err(crate::scoring::ScoreError::from)?;
+            let language = crate::code::language(task.language);
+            for result in &report.results {
+                scorer.metrics().sandbox_run(&result.outcome, language);
+            }
+            Ok(report)
         })
         .await
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::code::CodeSettings;
 use crate::format::FormatConfig;
 use crate::math::MathConfig;
 use crate::math::compare::CompareOptions;
@@ -19,6 +20,7 @@ pub const COMPONENTS: &[&str] = &["accuracy", "format", "language"];
 pub struct RewardConfig {
     pub math: MathSettings,
     pub format: FormatConfig,
+    pub code: CodeSettings,
     /// Weights per profile; a task picks its profile by name, or by its kind
     /// (`math`, `code`, `open`).
     pub profiles: BTreeMap<String, BTreeMap<String, f64>>,
@@ -31,10 +33,12 @@ impl Default for RewardConfig {
             ("format".to_owned(), 0.1),
             ("language".to_owned(), 0.1),
         ]);
+        let code = BTreeMap::from([("accuracy".to_owned(), 1.0), ("format".to_owned(), 0.1)]);
         Self {
             math: MathSettings::default(),
             format: FormatConfig::default(),
-            profiles: BTreeMap::from([("math".to_owned(), math)]),
+            code: CodeSettings::default(),
+            profiles: BTreeMap::from([("math".to_owned(), math), ("code".to_owned(), code)]),
         }
     }
 }
@@ -148,6 +152,7 @@ impl RewardConfig {
         if self.math.float_rounding > 15 {
             return Err("math.float_rounding: at most 15 decimal places".into());
         }
+        self.code.validate()?;
         if self.format.think_tag.is_empty() || self.format.answer_tag.is_empty() {
             return Err("format: think_tag and answer_tag must not be empty".into());
         }

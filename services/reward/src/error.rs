@@ -31,6 +31,8 @@ impl From<ApiError> for tonic::Status {
             ApiError::Score(ScoreError::Unsupported(_)) | ApiError::Unimplemented(_) => {
                 Self::unimplemented(message)
             }
+            ApiError::Score(ScoreError::NoSandbox) => Self::failed_precondition(message),
+            ApiError::Score(ScoreError::Sandbox(_)) => Self::internal(message),
             ApiError::Overloaded(_) => Self::resource_exhausted(message),
             ApiError::Internal(_) => Self::internal(message),
         }

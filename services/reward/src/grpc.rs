@@ -1,8 +1,11 @@
 //! The gRPC `Reward` service: validates, converts, calls [`RewardApi`].
 
+use std::time::Duration;
+
 use r1_proto::domain::{Group, Task};
 use r1_proto::pb;
 use r1_proto::pb::reward_server::Reward;
+use r1_sandbox::{Language, Program, RunStatus};
 use tonic::{Request, Response, Status};
 
 use crate::api::RewardApi;
@@ -71,11 +74,60 @@ impl Reward for GrpcReward {
 
     async fn run_code(
         &self,
-        _request: Request<pb::RunCodeRequest>,
+        request: Request<pb::RunCodeRequest>,
     ) -> Result<Response<pb::RunCodeResponse>, Status> {
-        Err(ApiError::Unimplemented(
-            "RunCode needs the code sandbox, which this build of the reward service does not include".into(),
-        )
-        .into())
+        let pb::RunCodeRequest {
+            language,
+            code,
+            stdin,
+            time_limit_ms,
+            memory_limit_bytes,
+            fuel,
+        } = request.into_inner();
+        let language = Language::parse(&language).ok_or_else(|| {
+            ApiError::InvalidArgument(format!(
+                "language: {language:?} is not supported (supported: python, javascript)"
+            ))
+        })?;
+        let mut limits = self.api.scorer().config().code.limits();
+        if time_limit_ms > 0 {
+            limits.wall_time = Duration::from_millis(time_limit_ms);
+        }
+        if memory_limit_bytes > 0 {
+            limits.memory_bytes = memory_limit_bytes;
+        }
+        limits.fuel = (fuel > 0).then_some(fuel);
+        limits
+            .validate()
+            .map_err(|e| ApiError::InvalidArgument(format!("limits: {e}")))?;
+        let outcome = self
+            .api
+            .run_code(
+                Api::Grpc,
+                Program {
+                    language,
+                    source: code,
+                    stdin: stdin.into_bytes(),
+                    limits,
+                },
+            )
+            .await?;
+        let status = match outcome.status {
+            RunStatus::Finished => pb::RunStatus::Finished,
+            RunStatus::TimeLimitExceeded => pb::RunStatus::TimeLimitExceeded,
+            RunStatus::MemoryLimitExceeded => pb::RunStatus::MemoryLimitExceeded,
+            RunStatus::OutputLimitExceeded => pb::RunStatus::OutputLimitExceeded,
+            RunStatus::RuntimeError => pb::RunStatus::RuntimeError,
+        };
+        Ok(Response::new(pb::RunCodeResponse {
+            status: status as i32,
+            exit_code: outcome.exit_code.unwrap_or(-1),
+            stdout: outcome.stdout_text(),
+            stderr: outcome.stderr_text(),
+            wall_time_ms: outcome.wall_time.as_secs_f64() * 1e3,
+            fuel_used: outcome.fuel_used,
+            peak_memory_bytes: outcome.peak_memory_bytes,
+            message: outcome.message.unwrap_or_default(),
+        }))
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! * [`math`] — answer extraction and equivalence checking.
 //! * [`format`] — the `<think>`/`<answer>` template.
+//! * [`code`] — the code reward: programs run against test cases in the
+//!   sandbox, and the SandboxFusion `run_code` shapes.
 //! * [`language`] — the share of reasoning words in the target language.
 //! * [`config`] — the TOML configuration: math settings and profile weights.
 //! * [`scoring`] — combines the components into a `Score`.
@@ -14,6 +16,7 @@
 //! * [`api`], [`grpc`], [`http`] — the request APIs; [`worker`] — the queue
 //!   worker; [`service`] — the process that runs them.
 pub mod api;
+pub mod code;
 pub mod config;
 pub mod error;
 pub mod format;

@@ -8,7 +8,7 @@ use r1_runtime::{Shutdown, TelemetryArgs};
 #[command(
     name = "r1-reward",
     version,
-    about = "Scores completions: math, format, language (gRPC, HTTP, queue worker)"
+    about = "Scores completions: math, code, format, language (gRPC, HTTP, queue worker)"
 )]
 struct Args {
     #[command(flatten)]

@@ -13,6 +13,8 @@ pub enum Check {
     Math,
     Format,
     Language,
+    /// A program run against a task's tests.
+    Code,
 }
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
@@ -54,6 +56,13 @@ pub struct RejectionLabels {
     pub reason: Rejection,
 }
 
+/// Labels of a sandbox run: both values come from closed enums' names.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SandboxRunLabels {
+    pub language: &'static str,
+    pub status: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabels {
     pub api: Api,
@@ -67,6 +76,8 @@ pub struct Metrics {
     pub completions_scored: Family<ApiLabels, Counter>,
     pub rejected: Family<RejectionLabels, Counter>,
     pub groups_scored: Counter,
+    pub sandbox_runs: Family<SandboxRunLabels, Counter>,
+    pub sandbox_run_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -79,6 +90,8 @@ impl Default for Metrics {
             completions_scored: Family::default(),
             rejected: Family::default(),
             groups_scored: Counter::default(),
+            sandbox_runs: Family::default(),
+            sandbox_run_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 14)),
         }
     }
 }
@@ -111,6 +124,27 @@ impl Metrics {
             "Groups scored from the rollouts stream",
             self.groups_scored.clone(),
         );
+        r.register(
+            "sandbox_runs",
+            "Programs run in the sandbox, by language and how they ended",
+            self.sandbox_runs.clone(),
+        );
+        r.register(
+            "sandbox_run_duration_seconds",
+            "Wall time of one sandbox run",
+            self.sandbox_run_seconds.clone(),
+        );
+    }
+
+    pub fn sandbox_run(&self, outcome: &r1_sandbox::RunOutcome, language: r1_sandbox::Language) {
+        self.sandbox_runs
+            .get_or_create(&SandboxRunLabels {
+                language: language.name(),
+                status: outcome.status.name(),
+            })
+            .inc();
+        self.sandbox_run_seconds
+            .observe(outcome.wall_time.as_secs_f64());
     }
 
     pub fn check(&self, check: Check, outcome: Outcome, seconds: f64) {
@@ -141,7 +175,7 @@ macro_rules! snake_case_label {
 }
 
 snake_case_label! {
-    Check { Math => "math", Format => "format", Language => "language" }
+    Check { Math => "math", Format => "format", Language => "language", Code => "code" }
     Outcome { Correct => "correct", Incorrect => "incorrect", Undecided => "undecided" }
     Api { Grpc => "grpc", Http => "http", Queue => "queue" }
     Rejection { Overloaded => "overloaded", InvalidArgument => "invalid_argument", Unsupported => "unsupported" }

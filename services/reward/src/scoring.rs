@@ -3,8 +3,10 @@
 
 use std::time::Instant;
 
-use r1_proto::domain::{Group, Score, ScoreComponent, Task, TaskKind};
+use r1_proto::domain::{CodeTask, Group, Score, ScoreComponent, Task, TaskKind};
+use r1_sandbox::{Program, RunOutcome, Sandbox, SandboxError};
 
+use crate::code;
 use crate::config::RewardConfig;
 use crate::language::LanguageRegistry;
 use crate::math::{MathConfig, MathVerdict};
@@ -18,6 +20,18 @@ pub enum ScoreError {
     UnknownLanguage(String),
     #[error("{0} tasks are not scored by this reward service build")]
     Unsupported(&'static str),
+    #[error(
+        "code needs the sandbox, which this reward service did not load (fetch the interpreters with `scripts/fetch-artefacts wasm` and start with --code-sandbox required)"
+    )]
+    NoSandbox,
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+}
+
+impl From<SandboxError> for ScoreError {
+    fn from(e: SandboxError) -> Self {
+        Self::Sandbox(e.to_string())
+    }
 }
 
 /// Scores completions; shared by every API of the service.
@@ -27,6 +41,7 @@ pub struct Scorer {
     math: MathConfig,
     languages: LanguageRegistry,
     metrics: Metrics,
+    sandbox: Option<Sandbox>,
 }
 
 impl Scorer {
@@ -36,7 +51,60 @@ impl Scorer {
             config,
             languages: LanguageRegistry::default(),
             metrics,
+            sandbox: None,
         }
+    }
+
+    /// Scores code tasks and runs programs with `sandbox`.
+    pub fn with_sandbox(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
+    pub fn sandbox(&self) -> Result<&Sandbox, ScoreError> {
+        self.sandbox.as_ref().ok_or(ScoreError::NoSandbox)
+    }
+
+    pub fn config(&self) -> &RewardConfig {
+        &self.config
+    }
+
+    /// Runs one program (blocking) and records how it ended.
+    pub fn run_code(&self, program: Program) -> Result<RunOutcome, ScoreError> {
+        let language = program.language;
+        let outcome = self.sandbox()?.run(program)?;
+        self.metrics.sandbox_run(&outcome, language);
+        Ok(outcome)
+    }
+
+    /// Runs the completion's program against the task's tests.
+    pub fn check_code(
+        &self,
+        task: &CodeTask,
+        completion: &str,
+    ) -> Result<(f64, String), ScoreError> {
+        let sandbox = self.sandbox()?;
+        let language = code::language(task.language);
+        let Some(program) = code::extract::program(completion, language) else {
+            self.metrics.check(Check::Code, Outcome::Incorrect, 0.0);
+            return Ok((
+                0.0,
+                format!("code: no {language} program in the completion"),
+            ));
+        };
+        let started = Instant::now();
+        let report = code::run_tests(sandbox, program, task, &self.config.code)?;
+        for result in &report.results {
+            self.metrics.sandbox_run(&result.outcome, language);
+        }
+        let outcome = if report.passed == report.considered {
+            Outcome::Correct
+        } else {
+            Outcome::Incorrect
+        };
+        self.metrics
+            .check(Check::Code, outcome, started.elapsed().as_secs_f64());
+        Ok((report.reward, format!("code: {}", report.summary())))
     }
 
     pub fn math(&self) -> &MathConfig {
@@ -97,7 +165,11 @@ impl Scorer {
                         ));
                         f64::from(u8::from(v.correct))
                     }
-                    TaskKind::Code(_) => return Err(ScoreError::Unsupported("code")),
+                    TaskKind::Code(task) => {
+                        let (reward, detail) = self.check_code(task, completion)?;
+                        details.push(detail);
+                        reward
+                    }
                     TaskKind::Open { .. } => return Err(ScoreError::Unsupported("open-ended")),
                 },
                 "format" => {

@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 use r1_proto::pb::reward_server::RewardServer;
 use r1_proto::queue::Queue;
 use r1_runtime::{AdminServer, Readiness, Shutdown};
+use r1_sandbox::{ModuleError, Sandbox, SandboxConfig, SandboxError};
 use tokio::net::TcpListener;
 
 use crate::api::RewardApi;
@@ -56,6 +57,50 @@ pub struct ServiceConfig {
     /// Grace period for in-flight work at shutdown.
     #[arg(long, env = "R1_REWARD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+    /// Code sandbox: `auto` loads it when the interpreters are in the cache,
+    /// `required` refuses to start without it, `off` never loads it.
+    #[arg(long, env = "R1_REWARD_CODE_SANDBOX", value_enum, default_value_t = SandboxMode::Auto)]
+    pub code_sandbox: SandboxMode,
+    /// The r1 cache: `artefacts/` holds the interpreters (scripts/fetch-artefacts),
+    /// `sandbox/` their compiled code.
+    #[arg(long, env = "R1_CACHE_DIR", default_value = ".r1-cache")]
+    pub cache_dir: PathBuf,
+    /// Programs the sandbox runs at once; more wait for a slot.
+    #[arg(long, env = "R1_REWARD_SANDBOX_SLOTS", default_value_t = 32)]
+    pub sandbox_slots: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxMode {
+    Auto,
+    Required,
+    Off,
+}
+
+/// Loads the sandbox per `--code-sandbox`; compiling an interpreter the
+/// first time takes seconds, so it runs on the blocking pool.
+async fn load_sandbox(config: &ServiceConfig) -> anyhow::Result<Option<Sandbox>> {
+    if config.code_sandbox == SandboxMode::Off {
+        return Ok(None);
+    }
+    let mut sandbox_config = SandboxConfig::new(&config.cache_dir);
+    sandbox_config.max_concurrent_runs = config.sandbox_slots.max(1);
+    let loaded = tokio::task::spawn_blocking(move || Sandbox::new(sandbox_config))
+        .await
+        .context("loading the sandbox")?;
+    match loaded {
+        Ok(sandbox) => {
+            tracing::info!(languages = ?sandbox.languages(), "code sandbox loaded");
+            Ok(Some(sandbox))
+        }
+        Err(SandboxError::Module(e @ ModuleError::Missing { .. }))
+            if config.code_sandbox == SandboxMode::Auto =>
+        {
+            tracing::warn!(error = %e, "code tasks and run_code are unavailable");
+            Ok(None)
+        }
+        Err(e) => Err(e).context("loading the code sandbox"),
+    }
 }
 
 impl ServiceConfig {
@@ -92,7 +137,11 @@ pub async fn run(
     let metrics = Metrics::default();
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    let scorer = Arc::new(Scorer::new(reward_config, metrics));
+    let mut scorer = Scorer::new(reward_config, metrics);
+    if let Some(sandbox) = load_sandbox(&config).await? {
+        scorer = scorer.with_sandbox(sandbox);
+    }
+    let scorer = Arc::new(scorer);
     let api = RewardApi::new(scorer.clone(), config.max_in_flight);
     let replica = config.replica_id();
 

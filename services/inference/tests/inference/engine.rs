@@ -122,3 +122,73 @@ async fn a_missing_file_is_named() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_greedy_completion_is_the_same_alone_and_batched_with_prompts_of_other_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("micro");
+    preset::init(Preset::Micro, &model, 12).unwrap();
+    let engine = Engine::load(&model, 1).await.unwrap();
+    let greedy = GenerateParams {
+        temperature: 0.0,
+        ..params(0)
+    };
+    let questions: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "User: What is {}+{}?\nAssistant: <think>",
+                i * 7,
+                i * 130 + 5
+            )
+        })
+        .collect();
+    let prompts: Vec<Vec<u32>> = questions
+        .iter()
+        .map(|q| engine.tokenizer().encode(q).unwrap())
+        .collect();
+    let mut alone = Vec::new();
+    for p in &prompts {
+        alone.push(engine.generate(p, 1, &greedy).await.unwrap().remove(0));
+    }
+    let together =
+        futures::future::try_join_all(prompts.iter().map(|p| engine.generate(p, 1, &greedy)))
+            .await
+            .unwrap();
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        assert_eq!(
+            a.token_ids, b[0].token_ids,
+            "prompt {i} decodes differently in a batch"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen2_and_qwen3_checkpoints_sample_with_the_learners_log_probs() {
+    use r1_learner::model::{ModelType, Policy};
+    for model_type in [ModelType::Qwen2, ModelType::Qwen3] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m");
+        let mut files = Preset::Micro.files();
+        files.config.model_type = model_type;
+        files.config.head_dim = Some(16);
+        let policy = Policy::random(&files.config, 3, &Device::Cpu).unwrap();
+        files.write(&model, &policy).unwrap();
+        let engine = Engine::load(&model, 1).await.unwrap();
+        let prompt = engine
+            .tokenizer()
+            .encode("User: What is 3+4?\nAssistant: <think>")
+            .unwrap();
+        let group = engine.generate(&prompt, 4, &params(11)).await.unwrap();
+        let mut worst = 0f32;
+        for c in &group {
+            let reference = reference_logprobs(&model, &prompt, &c.token_ids, 1.0);
+            for (a, b) in c.logprobs.iter().zip(&reference) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        assert!(
+            worst < 1e-3,
+            "{model_type:?}: max log-prob difference {worst}"
+        );
+    }
+}

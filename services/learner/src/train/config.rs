@@ -24,18 +24,19 @@ pub struct OptimConfig {
 }
 
 impl Default for OptimConfig {
+    /// The values a partial `[….optim]` table starts from.
     fn default() -> Self {
         Self {
             lr: 1e-3,
-            warmup_steps: 10,
-            decay: Decay::Cosine,
-            min_lr: 1e-4,
+            warmup_steps: 0,
+            decay: Decay::Constant,
+            min_lr: 0.0,
             beta1: 0.9,
             beta2: 0.99,
             eps: 1e-8,
             weight_decay: 0.0,
             grad_clip: 1.0,
-            micro_batch_size: 16,
+            micro_batch_size: 32,
         }
     }
 }
@@ -82,6 +83,9 @@ impl OptimConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SftConfig {
+    /// A JSON Lines dataset (`prompt`/`response` or chat `messages`) to
+    /// train on instead of the generated cold-start solutions.
+    pub data: Option<std::path::PathBuf>,
     pub steps: u64,
     /// Sequences per optimizer step.
     pub batch_size: usize,
@@ -93,10 +97,15 @@ pub struct SftConfig {
 impl Default for SftConfig {
     fn default() -> Self {
         Self {
+            data: None,
             steps: 300,
             batch_size: 32,
             max_tokens: 512,
-            optim: OptimConfig::default(),
+            optim: OptimConfig {
+                lr: 1e-3,
+                warmup_steps: 20,
+                ..OptimConfig::default()
+            },
         }
     }
 }
@@ -147,12 +156,12 @@ pub struct GrpoConfig {
 impl Default for GrpoConfig {
     fn default() -> Self {
         Self {
-            steps: 100,
+            steps: 150,
             prompts_per_step: 16,
             group_size: 8,
             temperature: 1.0,
             top_p: 1.0,
-            max_new_tokens: 128,
+            max_new_tokens: 64,
             clip_low: 0.2,
             clip_high: 0.28,
             kl_beta: 0.0,
@@ -163,10 +172,7 @@ impl Default for GrpoConfig {
             max_staleness: 1,
             max_versions_ahead: 1,
             optim: OptimConfig {
-                lr: 1e-4,
-                warmup_steps: 0,
-                decay: Decay::Constant,
-                min_lr: 0.0,
+                lr: 5e-5,
                 ..OptimConfig::default()
             },
         }

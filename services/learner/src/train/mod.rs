@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod data;
 pub mod loss;
 pub mod optim;
 pub mod trainer;

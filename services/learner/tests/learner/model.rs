@@ -171,3 +171,76 @@ fn the_tiny_tokenizer_round_trips_text_and_keeps_tags_as_single_tokens() {
         .unwrap();
     assert_eq!(chat, "user: hi\nassistant: ");
 }
+
+/// The pinned SmolLM2 GGUF, when scripts/fetch-artefacts has cached it.
+fn smollm2_gguf() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("R1_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.r1-cache")
+        });
+    let path = cache.join("artefacts/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "\n*** SmolLM2 GGUF not cached ({}); run scripts/fetch-artefacts. Import test skipped. ***\n",
+            path.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn imported_smollm2_completes_the_capital_of_france_with_paris() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("smollm2");
+    let config = r1_learner::import::import_gguf(&gguf, &out).unwrap();
+    assert_eq!(
+        (
+            config.num_hidden_layers,
+            config.hidden_size,
+            config.vocab_size
+        ),
+        (30, 576, 49152)
+    );
+    assert!(config.tie_word_embeddings);
+    let tokenizer = TextTokenizer::load(&out).unwrap();
+    assert_eq!(tokenizer.bos(), Some(1));
+    assert_eq!(tokenizer.eos(), 2);
+    let policy = load_policy(&out, &Device::Cpu).unwrap();
+    let mut ids = tokenizer.encode("The capital of France is").unwrap();
+    let prompt_len = ids.len();
+    for _ in 0..2 {
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits = policy.model.logits(&input).unwrap();
+        let last: Vec<f32> = logits
+            .squeeze(0)
+            .unwrap()
+            .get(ids.len() - 1)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let next = (0..last.len())
+            .max_by(|a, b| last[*a].total_cmp(&last[*b]))
+            .unwrap();
+        ids.push(next as u32);
+    }
+    let completion = tokenizer.decode(&ids[prompt_len..]).unwrap();
+    assert!(completion.starts_with(" Paris"), "{completion:?}");
+    // The chat template came along.
+    let chat = tokenizer
+        .apply_chat_template(
+            &[r1_learner::tokenizer::Message {
+                role: "user".into(),
+                content: "Hi".into(),
+            }],
+            true,
+        )
+        .unwrap();
+    assert!(chat.contains("<|im_start|>user\nHi<|im_end|>"), "{chat}");
+}

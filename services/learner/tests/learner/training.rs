@@ -153,3 +153,43 @@ fn resuming_from_a_checkpoint_gives_the_same_next_step_loss() {
         resumed.sft_loss(&data, 256).unwrap().to_bits()
     );
 }
+
+#[test]
+fn sft_datasets_load_prompt_response_and_chat_lines_and_name_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("micro");
+    r1_learner::preset::init(Preset::Micro, &model, 1).unwrap();
+    let tokenizer = r1_learner::tokenizer::TextTokenizer::load(&model).unwrap();
+    let data = dir.path().join("data.jsonl");
+    std::fs::write(
+        &data,
+        concat!(
+            r#"{"prompt": "User: 1+1?\nAssistant: <think>", "response": "1+1=2.</think> <answer>2</answer>"}"#,
+            "\n\n",
+            r#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let sequences = r1_learner::train::data::load_sft_jsonl(&data, &tokenizer, 512).unwrap();
+    assert_eq!(sequences.len(), 2);
+    let response = tokenizer
+        .decode(&sequences[1].tokens[sequences[1].prompt_len..])
+        .unwrap();
+    assert_eq!(response, "hello");
+    assert_eq!(*sequences[0].tokens.last().unwrap(), tokenizer.eos());
+
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"a\", \"response\": \"b\"}\n{\"prompt\": 3}\n",
+    )
+    .unwrap();
+    let error = r1_learner::train::data::load_sft_jsonl(&data, &tokenizer, 512).unwrap_err();
+    assert_eq!(error.line, 2);
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{}:2:", data.display())),
+        "{error}"
+    );
+}

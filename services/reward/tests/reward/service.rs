@@ -27,7 +27,7 @@ fn start(extra: &[&str]) -> ServiceProcess {
     )
 }
 
-async fn client(service: &ServiceProcess) -> RewardClient<tonic::transport::Channel> {
+pub async fn client(service: &ServiceProcess) -> RewardClient<tonic::transport::Channel> {
     RewardClient::connect(format!("http://{}", service.ready_field("grpc")))
         .await
         .unwrap()
@@ -43,7 +43,7 @@ fn math_task(gold: &str) -> pb::Task {
     }
 }
 
-async fn http(
+pub async fn http(
     service: &ServiceProcess,
     port: &str,
     method: &'static str,

@@ -1,0 +1,137 @@
+//! A short version of the default recipe, run by `r1 train`.
+
+use std::process::Command;
+
+const SHORT_RECIPE: &str = r#"
+seed = 3
+[model]
+preset = "micro"
+[task.rl]
+min_digits = 1
+max_digits = 2
+[sft]
+steps = 6
+batch_size = 8
+[sft.optim]
+micro_batch_size = 8
+[grpo]
+steps = 4
+prompts_per_step = 4
+group_size = 4
+max_new_tokens = 24
+[runtime]
+checkpoint_every = 2
+jobs_in_flight = 4
+[eval]
+problems = 8
+max_new_tokens = 24
+"#;
+
+#[test]
+fn a_short_recipe_completes_with_a_complete_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("short.toml");
+    std::fs::write(&config, SHORT_RECIPE).unwrap();
+    let out = dir.path().join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_r1"))
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .env("R1_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "r1 train failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Models in Hugging Face layout after each stage.
+    for stage in ["init", "sft", "final"] {
+        for file in [
+            "config.json",
+            "tokenizer.json",
+            "model.safetensors",
+            "generation_config.json",
+        ] {
+            assert!(
+                out.join(stage).join(file).is_file(),
+                "{stage}/{file} missing"
+            );
+        }
+    }
+    // The policy version advanced once per GRPO step.
+    for v in 1..=5 {
+        assert!(
+            out.join("weights")
+                .join(format!("v{v}"))
+                .join("model.safetensors")
+                .is_file(),
+            "v{v} missing"
+        );
+    }
+    assert!(out.join("checkpoints/latest").is_file());
+    // Metrics of every stage and evaluations before and after each.
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.iter().filter(|r| r["stage"] == "sft").count(), 6);
+    assert_eq!(rows.iter().filter(|r| r["stage"] == "grpo").count(), 4);
+    let evals: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["stage"] == "eval")
+        .map(|r| r["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(evals, vec!["init", "sft", "grpo"]);
+    // Every group scored exactly once and trained on once.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["policy_version"], 5);
+    assert_eq!(summary["groups_accepted"], 16);
+    assert_eq!(summary["groups_duplicate"], 0);
+    assert_eq!(summary["dead_letters"], 0);
+    assert_eq!(summary["scored"], summary["rollouts"], "{summary}");
+    assert_eq!(summary["rollouts"], summary["jobs_issued"], "{summary}");
+    // The report and its charts.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("| sft |") && report.contains("| grpo |"),
+        "{report}"
+    );
+    for chart in ["stages.png", "reward.png", "sft_loss.png"] {
+        let bytes = std::fs::read(out.join(chart)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{chart} is not a PNG");
+    }
+}
+
+#[test]
+fn an_invalid_config_is_refused_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[grpo]\ngroup_size = 1\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_r1"))
+        .args(["train", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("grpo.group_size"),
+        "{stderr}"
+    );
+    std::fs::write(&config, "[grpo]\nstepz = 3\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_r1"))
+        .args(["train", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("stepz"),
+        "{stderr}"
+    );
+}
