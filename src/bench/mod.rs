@@ -1,6 +1,7 @@
 //! `r1 bench …`: every benchmark prints its own numbers beside a reference
 //! measured in the same run on the same machine.
 
+mod inference;
 mod learner;
 mod math;
 mod queue;
@@ -19,11 +20,15 @@ pub enum BenchCommand {
     /// Sandbox p50/p99 latency and runs/s for a trivial and a CPU-bound
     /// program, beside a native python3 subprocess running the same programs.
     Sandbox(sandbox::SandboxBench),
+    /// Generated tokens/s for GRPO groups on the tiny model and SmolLM2-135M
+    /// (f32 and Q4_1 GGUF) and the load time, beside llama.cpp.
+    Inference(inference::InferenceBench),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Queue(args) => queue::run(args).await,
+        BenchCommand::Inference(args) => inference::run(args).await,
         BenchCommand::Math(args) => tokio::task::spawn_blocking(move || math::run(args)).await?,
         BenchCommand::Sandbox(args) => {
             tokio::task::spawn_blocking(move || sandbox::run(args)).await?

@@ -94,3 +94,42 @@ fn eval_prints_one_json_object_and_is_reproducible_for_a_seed() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("arith"));
 }
+
+fn run_code(request: &str) -> std::process::Output {
+    let mut child = r1()
+        .arg("run-code")
+        .env("R1_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn run_code_answers_one_sandbox_fusion_request() {
+    let output = run_code(
+        r#"{"code": "const n = parseInt(require('fs').readFileSync(0, 'utf8')); console.log(n * 3)", "language": "javascript", "stdin": "14"}"#,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["status"], "Success", "{response}");
+    assert_eq!(response["run_result"]["stdout"], "42\n");
+    assert_eq!(response["run_result"]["return_code"], 0);
+
+    let bad = run_code("{\"code\": \"print(1)\",\n \"language\": 7}");
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("line 2"), "{stderr}");
+}

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mistralrs::core::{NormalLoaderType, RequestMessage, TokenSource};
 use mistralrs::{
-    Constraint, ModelDType, NormalRequest, Request, Response, SamplingParams, StopTokens,
-    TextModelBuilder,
+    Constraint, GgufModelBuilder, ModelDType, NormalRequest, Request, Response, SamplingParams,
+    StopTokens, TextModelBuilder,
 };
 use r1_learner::model::{ModelConfig, ModelType};
 use r1_learner::tokenizer::TextTokenizer;
@@ -123,6 +123,58 @@ impl Engine {
             tokenizer,
             config,
             dir: dir.to_path_buf(),
+            version,
+            next_request: AtomicUsize::new(1),
+        })
+    }
+
+    /// Loads quantized weights from a GGUF file, with the tokenizer and config
+    /// of the model folder `tokenizer_dir` (e.g. the same model imported by
+    /// `r1 model import-smollm2`), as policy `version`. For sampling and
+    /// evaluation; the learner trains f32 safetensors.
+    pub async fn load_gguf(gguf: &Path, tokenizer_dir: &Path, version: u64) -> Result<Self> {
+        for file in ["config.json", "tokenizer.json"] {
+            require(tokenizer_dir, file)?;
+        }
+        let missing = || EngineError::MissingFile {
+            dir: gguf
+                .parent()
+                .unwrap_or(Path::new("."))
+                .display()
+                .to_string(),
+            file: gguf
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        if !gguf.is_file() {
+            return Err(missing());
+        }
+        let invalid = |message: String| EngineError::Invalid {
+            dir: tokenizer_dir.display().to_string(),
+            message,
+        };
+        let config = ModelConfig::load(&tokenizer_dir.join("config.json"))
+            .map_err(|e| invalid(e.to_string()))?;
+        let tokenizer = TextTokenizer::load(tokenizer_dir).map_err(|e| invalid(e.to_string()))?;
+        let folder = gguf.parent().ok_or_else(missing)?;
+        let file = gguf.file_name().ok_or_else(missing)?;
+        let model = GgufModelBuilder::new(
+            folder.display().to_string(),
+            vec![file.to_string_lossy().into_owned()],
+        )
+        .with_token_source(TokenSource::None)
+        .with_force_cpu()
+        .with_tokenizer_json(tokenizer_dir.join("tokenizer.json").display().to_string())
+        .with_max_num_seqs(256)
+        .build()
+        .await
+        .map_err(|e| EngineError::Engine(format!("loading {}: {e:#}", gguf.display())))?;
+        Ok(Self {
+            model,
+            tokenizer,
+            config,
+            dir: gguf.to_path_buf(),
             version,
             next_request: AtomicUsize::new(1),
         })

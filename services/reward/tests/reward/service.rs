@@ -110,7 +110,7 @@ async fn grpc_checks_math_and_scores_completions() {
 
 #[tokio::test]
 async fn grpc_rejects_invalid_requests_naming_the_field() {
-    let service = start(&[]);
+    let service = start(&["--code-sandbox", "off"]);
     let mut client = client(&service).await;
 
     let status = client
@@ -171,10 +171,19 @@ async fn grpc_rejects_invalid_requests_naming_the_field() {
     assert!(status.message().contains("gold"));
 
     let status = client
-        .run_code(pb::RunCodeRequest::default())
+        .run_code(pb::RunCodeRequest {
+            language: "python".into(),
+            code: "print(1)".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("scripts/fetch-artefacts wasm"),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]
