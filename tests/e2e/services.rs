@@ -283,8 +283,9 @@ async fn killing_an_inference_replica_loses_no_group_and_the_survivor_takes_its_
 async fn a_restarted_learner_resumes_from_its_checkpoint_at_the_right_version() {
     let cluster = Cluster::new();
     let _reward = cluster.reward();
-    let _inference = cluster.inference("inference-a");
+    // The learner first: a replica reports ready once it serves a policy.
     let mut learner = cluster.learner();
+    let _inference = cluster.inference("inference-a");
     // Checkpoints come every 2 steps; kill the learner after step 3.
     wait_for_step(&learner, 3).await;
     learner.kill();

@@ -143,20 +143,28 @@ impl Queue {
 
     /// Every entry of the dead-letter stream, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<(EntryId, pb::DeadLetter)>> {
-        let stream = self.key(&DEAD);
-        let mut letters = Vec::new();
+        self.entries(&DEAD).await
+    }
+
+    /// Every entry of `topic`'s stream, oldest first (acknowledged or not).
+    pub async fn entries<M: Message + Default>(
+        &self,
+        topic: &Topic<M>,
+    ) -> Result<Vec<(EntryId, M)>> {
+        let stream = self.key(topic);
+        let mut messages = Vec::new();
         let mut after = None;
         loop {
             let batch = self.backend.entries(&stream, after.as_ref(), 512).await?;
             let Some((last, _)) = batch.last() else {
-                return Ok(letters);
+                return Ok(messages);
             };
             after = Some(last.clone());
             for (id, entry) in batch {
-                let letter = entry.decode::<pb::DeadLetter>().map_err(|reason| {
-                    QueueError::Corrupt(format!("dead letter {id} does not decode: {reason}"))
+                let message = entry.decode::<M>().map_err(|reason| {
+                    QueueError::Corrupt(format!("{stream} entry {id} does not decode: {reason}"))
                 })?;
-                letters.push((id, letter));
+                messages.push((id, message));
             }
         }
     }

@@ -210,6 +210,18 @@ pub async fn run(
     } else {
         feeder.issued_for_step = state.step;
     }
+    // An earlier incarnation may have issued jobs after its last checkpoint:
+    // those are in the stream already and must not be sampled twice.
+    let already_issued: HashSet<String> = if state.step > 0 {
+        queue
+            .entries(&PROMPTS)
+            .await?
+            .into_iter()
+            .map(|(_, job)| job.id)
+            .collect()
+    } else {
+        HashSet::new()
+    };
     let producer = queue.producer(&PROMPTS);
     let mut scored = queue
         .consumer(
@@ -240,7 +252,9 @@ pub async fn run(
             for index in 0..g.prompts_per_step {
                 let id = format!("{}-s{step}-p{index}", settings.run_id);
                 let job = feeder.job(step, index, min_version, id.clone());
-                producer.append(&pb::PromptJob::from(job)).await?;
+                if !already_issued.contains(&id) {
+                    producer.append(&pb::PromptJob::from(job)).await?;
+                }
                 feeder.outstanding.push_back((id, step));
                 counters.jobs_issued += 1;
             }

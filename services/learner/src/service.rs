@@ -223,7 +223,12 @@ pub async fn run(
     let queue = Queue::redis(&config.redis_url, &config.run_id)
         .await
         .with_context(|| format!("connecting to Redis at {}", config.redis_url))?;
-    let progress: SharedProgress = Default::default();
+    // Status reports where a resumed run stands from the first request on.
+    let progress: SharedProgress = Arc::new(std::sync::Mutex::new(rl::Progress {
+        step: state.step,
+        policy: None,
+        counters: resumed.as_ref().map(|r| r.counters).unwrap_or_default(),
+    }));
 
     let mut registry = Registry::default();
     let step_gauge = Gauge::<i64>::default();
