@@ -55,7 +55,10 @@ impl Measured {
     }
 }
 
-async fn measure(engine_load: impl AsyncFnOnce() -> anyhow::Result<Engine>, args: &InferenceBench) -> anyhow::Result<Measured> {
+async fn measure(
+    engine_load: impl AsyncFnOnce() -> anyhow::Result<Engine>,
+    args: &InferenceBench,
+) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let engine = engine_load().await?;
     let load_seconds = started.elapsed().as_secs_f64();
@@ -68,11 +71,15 @@ async fn measure(engine_load: impl AsyncFnOnce() -> anyhow::Result<Engine>, args
         seed: 7,
     };
     let prompt = |i: usize| engine.tokenizer().encode(PROMPTS[i % PROMPTS.len()]);
-    engine.generate(&prompt(0)?, args.group_size, &params).await?;
+    engine
+        .generate(&prompt(0)?, args.group_size, &params)
+        .await?;
     let started = Instant::now();
     let mut tokens = 0;
     for i in 0..args.groups {
-        let group = engine.generate(&prompt(i)?, args.group_size, &params).await?;
+        let group = engine
+            .generate(&prompt(i)?, args.group_size, &params)
+            .await?;
         tokens += group.iter().map(|c| c.token_ids.len()).sum::<usize>();
     }
     Ok(Measured {
@@ -101,7 +108,10 @@ fn llama_cpp(python: &Path, gguf: &Path, args: &InferenceBench) -> anyhow::Resul
         .args(["--group-size", &args.group_size.to_string()])
         .args(["--new-tokens", &args.new_tokens.to_string()])
         .args(["--groups", &args.groups.to_string()])
-        .args(["--threads", &std::thread::available_parallelism()?.get().to_string()])
+        .args([
+            "--threads",
+            &std::thread::available_parallelism()?.get().to_string(),
+        ])
         .args(PROMPTS)
         .output()
         .with_context(|| format!("running {}", python.display()))?;
@@ -111,8 +121,13 @@ fn llama_cpp(python: &Path, gguf: &Path, args: &InferenceBench) -> anyhow::Resul
         script.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .with_context(|| format!("{} printed {:?}", script.display(), String::from_utf8_lossy(&output.stdout)))?;
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "{} printed {:?}",
+            script.display(),
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?;
     println!(
         "{:<28} {:>9.1} tokens/s  ({} tokens in {:.2} s; load {:.2} s)",
         "llama.cpp Q4_1 GGUF",
@@ -150,7 +165,11 @@ pub async fn run(args: InferenceBench) -> anyhow::Result<()> {
     r1_learner::import::import_gguf(&gguf, &smollm2)?;
     let f32 = measure(async || Ok(Engine::load(&smollm2, 1).await?), &args).await?;
     print("SmolLM2-135M f32", &f32);
-    let q4 = measure(async || Ok(Engine::load_gguf(&gguf, &smollm2, 1).await?), &args).await?;
+    let q4 = measure(
+        async || Ok(Engine::load_gguf(&gguf, &smollm2, 1).await?),
+        &args,
+    )
+    .await?;
     print("SmolLM2-135M Q4_1 GGUF", &q4);
 
     let python = args

@@ -63,10 +63,7 @@ pub fn save(
             path: model.display().to_string(),
             source,
         })?;
-        write_json(
-            &model.join("config.json"),
-            &serde_json::to_value(&files.config).unwrap_or_default(),
-        )?;
+        write_json(&model.join("config.json"), &files.config.to_hf_json())?;
         write_json(&model.join("tokenizer.json"), &files.tokenizer_json)?;
         write_json(
             &model.join("tokenizer_config.json"),

@@ -97,10 +97,7 @@ impl ModelFiles {
     pub fn write(&self, dir: &Path, policy: &Policy) -> Result<()> {
         let tensors = policy.tensors();
         write_atomically(dir, |tmp| {
-            write_json(
-                &tmp.join("config.json"),
-                &serde_json::to_value(&self.config).unwrap_or(Value::Null),
-            )?;
+            write_json(&tmp.join("config.json"), &self.config.to_hf_json())?;
             write_json(&tmp.join("tokenizer.json"), &self.tokenizer_json)?;
             write_json(&tmp.join("tokenizer_config.json"), &self.tokenizer_config)?;
             // mistral.rs takes the end-of-sequence token from here.

@@ -98,6 +98,25 @@ impl ModelConfig {
         Ok(config)
     }
 
+    /// The `config.json` to write: our fields, the architecture class that
+    /// matches `model_type`, and for Qwen the sliding-window fields Hugging
+    /// Face's and mistral.rs's Qwen configs require (no sliding window).
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        let class = match self.model_type {
+            ModelType::Llama => "LlamaForCausalLM",
+            ModelType::Qwen2 => "Qwen2ForCausalLM",
+            ModelType::Qwen3 => "Qwen3ForCausalLM",
+        };
+        value["architectures"] = serde_json::json!([class]);
+        if self.model_type != ModelType::Llama {
+            value["use_sliding_window"] = false.into();
+            value["sliding_window"] = serde_json::Value::Null;
+            value["max_window_layers"] = self.num_hidden_layers.into();
+        }
+        value
+    }
+
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
