@@ -101,7 +101,7 @@ pub async fn load(version: &PolicyVersion, cache: &std::path::Path) -> anyhow::R
 }
 
 enum Outcome {
-    Sampled(Group),
+    Sampled(Box<Group>),
     /// The job can never be sampled: it goes to the dead-letter stream.
     Invalid(String),
     /// Sampling failed; the job stays pending and is redelivered.
@@ -129,13 +129,13 @@ async fn sample(engine: Arc<Engine>, job: PromptJob, replica: String, metrics: M
             let tokens: usize = completions.iter().map(|c| c.token_ids.len()).sum();
             metrics.tokens_generated.inc_by(tokens as u64);
             metrics.batch_sequences.set(completions.len() as i64);
-            Outcome::Sampled(Group {
+            Outcome::Sampled(Box::new(Group {
                 job,
                 prompt_token_ids: prompt_ids,
                 completions,
                 policy_version: engine.version(),
                 sampler_id: replica,
-            })
+            }))
         }
         Err(crate::engine::EngineError::TooLong { prompt, new, max }) => Outcome::Invalid(format!(
             "prompt of {prompt} tokens plus {new} new tokens exceeds the model's {max}"
@@ -186,15 +186,15 @@ pub async fn run(
             pending = Some(engine);
         }
         // Switch once the jobs of the old version are done.
-        if pending.is_some() && in_flight.is_empty() {
-            if let Some(engine) = pending.take() {
-                current = engine;
-                if let Some(serving) = &serving {
-                    serving.send_replace(current.clone());
-                }
-                metrics.policy_version.set(current.version() as i64);
-                tracing::info!(version = current.version(), "switched policy");
+        if in_flight.is_empty()
+            && let Some(engine) = pending.take()
+        {
+            current = engine;
+            if let Some(serving) = &serving {
+                serving.send_replace(current.clone());
             }
+            metrics.policy_version.set(current.version() as i64);
+            tracing::info!(version = current.version(), "switched policy");
         }
         // Start waiting jobs the loaded version can serve.
         if pending.is_none() {
@@ -308,7 +308,7 @@ async fn finish(
     };
     let result = match outcome {
         Outcome::Sampled(group) => {
-            let wire = pb::Group::from(group);
+            let wire = pb::Group::from(*group);
             let out = consumer
                 .complete(
                     std::slice::from_ref(&received.id),

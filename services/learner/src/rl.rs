@@ -351,7 +351,7 @@ pub async fn run(
         }
         on_step(state.step, &stats);
 
-        if state.step % settings.checkpoint_every.max(1) == 0 || state.step == g.steps {
+        if state.step.is_multiple_of(settings.checkpoint_every.max(1)) || state.step == g.steps {
             let extra = RlCheckpoint {
                 counters,
                 seen: seen.iter().cloned().collect(),

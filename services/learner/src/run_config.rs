@@ -32,7 +32,7 @@ pub struct RunConfig {
 }
 
 /// Where the starting model comes from.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSource {
     /// A built-in model, created with random weights (`tiny` when neither
@@ -42,16 +42,6 @@ pub struct ModelSource {
     pub path: Option<PathBuf>,
     /// Skip the cold-start SFT (the model already follows the template).
     pub skip_sft: bool,
-}
-
-impl Default for ModelSource {
-    fn default() -> Self {
-        Self {
-            preset: None,
-            path: None,
-            skip_sft: false,
-        }
-    }
 }
 
 impl ModelSource {

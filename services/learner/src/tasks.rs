@@ -140,8 +140,8 @@ fn sub_steps(a: i64, b: i64) -> String {
         parts.push(format!("{a}<{b}, so compute {b}-{a} and negate."));
     }
     let mut borrow = 0;
-    for i in 0..dg.len() {
-        let x = dg[i] as i32 - borrow;
+    for (i, &digit) in dg.iter().enumerate() {
+        let x = digit as i32 - borrow;
         let y = ds.get(i).copied().unwrap_or(0) as i32;
         if x < y {
             parts.push(format!("{}-{y}={}, borrow 1.", x + 10, x + 10 - y));

@@ -187,17 +187,16 @@ pub fn byte_tokenizer_json(special: &[&str], words: &[&str]) -> Value {
         .map(|(i, c)| (c.to_string(), json!(i)))
         .collect();
     let mut added = Vec::new();
-    let mut next = 256;
-    for (token, is_special) in special
-        .iter()
-        .map(|t| (*t, true))
-        .chain(words.iter().map(|t| (*t, false)))
-    {
+    for (next, (token, is_special)) in (256..).zip(
+        special
+            .iter()
+            .map(|t| (*t, true))
+            .chain(words.iter().map(|t| (*t, false))),
+    ) {
         added.push(json!({
             "id": next, "content": token, "single_word": false, "lstrip": false,
             "rstrip": false, "normalized": false, "special": is_special
         }));
-        next += 1;
     }
     let mut vocab = vocab;
     for a in &added {

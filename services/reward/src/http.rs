@@ -68,7 +68,7 @@ pub struct CodeTaskJson {
 }
 
 impl CodeTaskJson {
-    fn to_wire(self) -> Result<pb::CodeTask, ApiError> {
+    fn into_wire(self) -> Result<pb::CodeTask, ApiError> {
         let suite = cases::parse(&self.tests, self.fn_name.as_deref())
             .map_err(ApiError::InvalidArgument)?;
         let comparison = match self.comparison.as_deref() {
@@ -222,7 +222,7 @@ async fn score(
         (Some(m), None) => Some(pb::task::Kind::Math(pb::MathTask {
             gold_answer: m.gold_answer,
         })),
-        (None, Some(code)) => Some(pb::task::Kind::Code(code.to_wire()?)),
+        (None, Some(code)) => Some(pb::task::Kind::Code(code.into_wire()?)),
         (None, None) => None,
         (Some(_), Some(_)) => {
             return Err(ApiError::InvalidArgument(
@@ -277,7 +277,7 @@ async fn run_tests(
         completion,
         task,
     } = body(&api, payload)?;
-    let task = CodeTask::try_from(task.to_wire()?).map_err(ApiError::Contract)?;
+    let task = CodeTask::try_from(task.into_wire()?).map_err(ApiError::Contract)?;
     let language = crate::code::language(task.language);
     let program = match (program, completion) {
         (Some(program), None) => program,
