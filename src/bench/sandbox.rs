@@ -146,15 +146,24 @@ pub fn run(args: SandboxBench) -> anyhow::Result<()> {
         "sandbox loaded in {:.0} ms (interpreters checked, compiled code mapped)",
         load_started.elapsed().as_secs_f64() * 1e3
     );
+    // The interpreter itself, not a launcher script in front of it (pyenv's
+    // shims add ~90 ms per start).
     let native = Command::new(&args.native_python)
-        .arg("--version")
+        .args([
+            "-c",
+            "import sys; print(sys.executable); print(sys.version.split()[0])",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let mut lines = text.lines();
+            Some((lines.next()?.to_owned(), lines.next()?.to_owned()))
+        });
     match &native {
-        Some(version) => println!(
-            "native reference: {} ({version}) as a subprocess, -I",
+        Some((path, version)) => println!(
+            "native reference: {path} (Python {version}, from {}) as a subprocess, -I",
             args.native_python
         ),
         None => println!(
@@ -184,8 +193,11 @@ pub fn run(args: SandboxBench) -> anyhow::Result<()> {
             let (latencies, elapsed) = measure(t, args.runs, sandboxed)?;
             report(workload, "sandbox (wasmtime)", t, &latencies, elapsed);
         }
-        if native.is_some() && workload.language == Language::Python {
-            let one = || native_run(&args.native_python, workload);
+        if let Some((python, _)) = native
+            .as_ref()
+            .filter(|_| workload.language == Language::Python)
+        {
+            let one = || native_run(python, workload);
             one()?;
             for t in [1, threads] {
                 let (latencies, elapsed) = measure(t, args.runs, one)?;
