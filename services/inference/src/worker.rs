@@ -179,6 +179,10 @@ pub async fn run(
     // Valid jobs that need a newer policy than the loaded one.
     let mut waiting: Vec<(Received<pb::PromptJob>, PromptJob)> = Vec::new();
     let mut last_keep_alive = Instant::now();
+    // Wakes an idle worker to keep the leases of waiting jobs.
+    let mut keep_alive_timer =
+        tokio::time::interval((config.reclaim_idle / 3).max(Duration::from_millis(1)));
+    keep_alive_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(replica = %config.replica_id, version = current.version(), "sampling prompt jobs");
 
     loop {
@@ -260,7 +264,7 @@ pub async fn run(
                 tokio::select! {
                     engine = loaded.recv() => { pending = engine; }
                     () = shutdown.started() => {}
-                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = keep_alive_timer.tick() => {}
                 }
                 None
             } else {
