@@ -99,8 +99,8 @@ fn print(name: &str, m: &Measured) {
     );
 }
 
-/// llama.cpp's tokens/s on the same GGUF and prompts, if its venv exists.
-fn llama_cpp(python: &Path, gguf: &Path, args: &InferenceBench) -> anyhow::Result<f64> {
+/// llama.cpp on the same GGUF and prompts.
+fn llama_cpp(python: &Path, gguf: &Path, args: &InferenceBench) -> anyhow::Result<Measured> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_llama_cpp.py");
     let output = Command::new(python)
         .arg(&script)
@@ -128,17 +128,16 @@ fn llama_cpp(python: &Path, gguf: &Path, args: &InferenceBench) -> anyhow::Resul
             String::from_utf8_lossy(&output.stdout)
         )
     })?;
-    println!(
-        "{:<28} {:>9.1} tokens/s  ({} tokens in {:.2} s; load {:.2} s)",
-        "llama.cpp Q4_1 GGUF",
-        result["tokens_per_second"].as_f64().unwrap_or(f64::NAN),
-        result["tokens"],
-        result["seconds"].as_f64().unwrap_or(f64::NAN),
-        result["load_seconds"].as_f64().unwrap_or(f64::NAN),
-    );
-    result["tokens_per_second"]
-        .as_f64()
-        .context("tokens_per_second missing")
+    let number = |key: &str| {
+        result[key]
+            .as_f64()
+            .with_context(|| format!("{} printed no {key}", script.display()))
+    };
+    Ok(Measured {
+        load_seconds: number("load_seconds")?,
+        tokens: number("tokens")? as usize,
+        seconds: number("seconds")?,
+    })
 }
 
 pub async fn run(args: InferenceBench) -> anyhow::Result<()> {
@@ -178,6 +177,8 @@ pub async fn run(args: InferenceBench) -> anyhow::Result<()> {
         .unwrap_or_else(|| cache_dir().join("venvs/llama-cpp/bin/python"));
     if python.is_file() {
         let reference = llama_cpp(&python, &gguf, &args)?;
+        print("llama.cpp Q4_1 GGUF", &reference);
+        let reference = reference.tokens_per_second();
         println!(
             "ratio to llama.cpp: f32 {:.2}x, Q4_1 {:.2}x",
             f32.tokens_per_second() / reference,
