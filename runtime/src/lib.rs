@@ -8,10 +8,13 @@
 //!   `/metrics` (Prometheus text from a `prometheus-client` registry).
 //! * [`shutdown`] — SIGTERM/SIGINT as a future, and the cancellation token
 //!   the tasks of a service watch.
+//! * [`serve`] — binding and serving gRPC + admin on a task set, draining
+//!   it at shutdown, the ready line, and the body of a service's `main`.
 //! * [`exit`] — how a binary reports a fatal start-up error.
 
 pub mod admin;
 pub mod exit;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 

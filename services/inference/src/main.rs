@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use r1_inference::service::{self, ServiceConfig};
-use r1_runtime::{Shutdown, TelemetryArgs};
+use r1_runtime::TelemetryArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,17 +20,14 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    r1_runtime::telemetry::init(&args.telemetry);
-    let shutdown = Shutdown::on(r1_runtime::signal());
-    let result = service::run(args.service, shutdown, |bound| {
-        println!(
-            "{}",
-            serde_json::json!({ "event": "ready", "grpc": bound.grpc, "admin": bound.admin })
-        );
-    })
+    r1_runtime::serve::service_main(
+        &args.telemetry,
+        |shutdown| {
+            service::run(args.service, shutdown, |bound| {
+                r1_runtime::serve::print_ready(&[("grpc", bound.grpc), ("admin", bound.admin)]);
+            })
+        },
+        |_| None,
+    )
     .await;
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
 }

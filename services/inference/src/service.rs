@@ -12,8 +12,10 @@ use r1_proto::domain::{Prompt, SamplingParams};
 use r1_proto::pb;
 use r1_proto::pb::inference_server::{Inference, InferenceServer};
 use r1_proto::queue::{PROMPTS, Queue};
-use r1_runtime::{AdminServer, Readiness, Shutdown};
+use r1_runtime::serve::{self, Listeners, Tasks};
+use r1_runtime::{Readiness, Shutdown};
 use tokio::sync::watch;
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Engine, EngineError, GenerateParams};
@@ -202,37 +204,26 @@ pub async fn run(
     };
     let engine = Arc::new(engine);
     let (serving_tx, serving_rx) = watch::channel(engine.clone());
-    let grpc_listener = tokio::net::TcpListener::bind(config.grpc_addr)
-        .await
-        .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
-    let admin = AdminServer::bind(config.admin_addr)
-        .await
-        .with_context(|| format!("binding admin address {}", config.admin_addr))?;
+    let listeners = Listeners::bind(config.grpc_addr, config.admin_addr).await?;
     let bound = Bound {
-        grpc: grpc_listener.local_addr()?,
-        admin: admin.local_addr()?,
+        grpc: listeners.grpc_addr,
+        admin: listeners.admin_addr,
     };
     let readiness = Readiness::default();
-    let mut tasks = tokio::task::JoinSet::new();
-    let admin_task = admin.serve(Arc::new(registry), readiness.clone(), shutdown.clone());
-    tasks.spawn(async move { admin_task.await.context("admin server") });
+    let mut tasks = Tasks::new();
     let service = InferenceServer::new(GrpcInference {
         serving: serving_rx,
         replica: replica.clone(),
         metrics: metrics.clone(),
         queue: queue.clone(),
     });
-    let grpc_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-                grpc_shutdown.started(),
-            )
-            .await
-            .context("gRPC server")
-    });
+    listeners.serve(
+        &mut tasks,
+        Routes::new(service),
+        registry,
+        readiness.clone(),
+        &shutdown,
+    );
     if let Some(queue) = queue {
         let worker_config = WorkerConfig {
             replica_id: replica.clone(),
@@ -256,10 +247,7 @@ pub async fn run(
     shutdown.started().await;
     readiness.set_ready(false);
     let grace = Duration::from_millis(config.shutdown_grace_ms);
-    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-        .await
-        .is_err()
-    {
+    if !serve::drain(&mut tasks, grace).await {
         tracing::warn!(
             ?grace,
             "shutdown grace period over; unfinished jobs stay pending for redelivery"

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use r1_learner::service::{self, ServiceConfig};
-use r1_runtime::{Shutdown, TelemetryArgs};
+use r1_runtime::TelemetryArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,22 +20,17 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    r1_runtime::telemetry::init(&args.telemetry);
-    let shutdown = Shutdown::on(r1_runtime::signal());
-    let result = service::run(args.service, shutdown, |bound| {
-        println!(
-            "{}",
-            serde_json::json!({ "event": "ready", "grpc": bound.grpc, "admin": bound.admin })
-        );
-    })
+    r1_runtime::serve::service_main(
+        &args.telemetry,
+        |shutdown| {
+            service::run(args.service, shutdown, |bound| {
+                r1_runtime::serve::print_ready(&[("grpc", bound.grpc), ("admin", bound.admin)]);
+            })
+        },
+        |e| {
+            e.downcast_ref::<r1_learner::run_config::RunConfigError>()
+                .map(ToString::to_string)
+        },
+    )
     .await;
-    if let Err(e) = result {
-        match e.downcast_ref::<r1_learner::run_config::RunConfigError>() {
-            Some(config_error) => r1_runtime::exit::config_error(config_error),
-            None => {
-                eprintln!("error: {e:#}");
-                std::process::exit(1);
-            }
-        }
-    }
 }

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use candle_core::Device;
@@ -13,7 +14,9 @@ use prometheus_client::registry::Registry;
 use r1_proto::pb;
 use r1_proto::pb::learner_server::{Learner, LearnerServer};
 use r1_proto::queue::Queue;
-use r1_runtime::{AdminServer, Readiness, Shutdown};
+use r1_runtime::serve::{self, Listeners, Tasks};
+use r1_runtime::{Readiness, Shutdown};
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use crate::checkpoint::{self, TrainState};
@@ -248,35 +251,24 @@ pub async fn run(
             accepted.clone(),
         );
     }
-    let grpc_listener = tokio::net::TcpListener::bind(config.grpc_addr)
-        .await
-        .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
-    let admin = AdminServer::bind(config.admin_addr)
-        .await
-        .with_context(|| format!("binding admin address {}", config.admin_addr))?;
+    let listeners = Listeners::bind(config.grpc_addr, config.admin_addr).await?;
     let bound = Bound {
-        grpc: grpc_listener.local_addr()?,
-        admin: admin.local_addr()?,
+        grpc: listeners.grpc_addr,
+        admin: listeners.admin_addr,
     };
     let readiness = Readiness::default();
-    let mut tasks = tokio::task::JoinSet::new();
-    let admin_task = admin.serve(Arc::new(registry), readiness.clone(), shutdown.clone());
-    tasks.spawn(async move { admin_task.await.context("admin server") });
+    let mut tasks = Tasks::new();
     let service = LearnerServer::new(GrpcLearner {
         progress: progress.clone(),
         weights_root: weights_root.clone(),
     });
-    let grpc_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-                grpc_shutdown.started(),
-            )
-            .await
-            .context("gRPC server")
-    });
+    listeners.serve(
+        &mut tasks,
+        Routes::new(service),
+        registry,
+        readiness.clone(),
+        &shutdown,
+    );
     readiness.set_ready(true);
     on_ready(bound);
 
@@ -331,6 +323,6 @@ pub async fn run(
     }
     readiness.set_ready(false);
     shutdown.begin();
-    while tasks.join_next().await.is_some() {}
+    serve::drain(&mut tasks, Duration::MAX).await;
     result.map(drop)
 }

@@ -10,9 +10,11 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use r1_proto::pb::reward_server::RewardServer;
 use r1_proto::queue::Queue;
-use r1_runtime::{AdminServer, Readiness, Shutdown};
+use r1_runtime::serve::{self, Listeners, Tasks};
+use r1_runtime::{Readiness, Shutdown};
 use r1_sandbox::{ModuleError, Sandbox, SandboxConfig, SandboxError};
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 
 use crate::api::RewardApi;
 use crate::config::RewardConfig;
@@ -145,37 +147,25 @@ pub async fn run(
     let api = RewardApi::new(scorer.clone(), config.max_in_flight);
     let replica = config.replica_id();
 
-    let grpc_listener = TcpListener::bind(config.grpc_addr)
-        .await
-        .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
+    let listeners = Listeners::bind(config.grpc_addr, config.admin_addr).await?;
     let http_listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
-    let admin = AdminServer::bind(config.admin_addr)
-        .await
-        .with_context(|| format!("binding admin address {}", config.admin_addr))?;
     let bound = Bound {
-        grpc: grpc_listener.local_addr()?,
+        grpc: listeners.grpc_addr,
         http: http_listener.local_addr()?,
-        admin: admin.local_addr()?,
+        admin: listeners.admin_addr,
     };
     let readiness = Readiness::default();
-
-    let mut tasks = tokio::task::JoinSet::new();
-    let admin_task = admin.serve(Arc::new(registry), readiness.clone(), shutdown.clone());
-    tasks.spawn(async move { admin_task.await.context("admin server") });
+    let mut tasks = Tasks::new();
     let grpc_service = RewardServer::new(GrpcReward::new(api.clone(), replica.clone()));
-    let grpc_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(grpc_service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-                grpc_shutdown.started(),
-            )
-            .await
-            .context("gRPC server")
-    });
+    listeners.serve(
+        &mut tasks,
+        Routes::new(grpc_service),
+        registry,
+        readiness.clone(),
+        &shutdown,
+    );
     let http_shutdown = shutdown.clone();
     let router = http::router(api.clone());
     tasks.spawn(async move {
@@ -208,17 +198,8 @@ pub async fn run(
     shutdown.started().await;
     readiness.set_ready(false);
     let grace = Duration::from_millis(config.shutdown_grace_ms);
-    let drained = tokio::time::timeout(grace, async {
-        while let Some(result) = tasks.join_next().await {
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "a service task failed"),
-                Err(e) => tracing::error!(error = %e, "a service task panicked"),
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
+    let drained = serve::drain(&mut tasks, grace).await;
+    if !drained {
         tracing::warn!(
             ?grace,
             "shutdown grace period over; unfinished entries stay pending for redelivery"
