@@ -1,10 +1,12 @@
 //! The cold start: supervised fine-tuning on worked solutions in the R1
-//! format, of easier problems than the RL stage.
+//! format, of easier problems than the RL stage, or on the config's JSON
+//! Lines dataset; padded or packed batches.
 
 use indicatif::ProgressBar;
 use r1_learner::tasks::{Problem, ProblemStream, Split};
 use r1_learner::template::r1_prompt;
 use r1_learner::tokenizer::TextTokenizer;
+use r1_learner::train::data::load_sft_jsonl;
 use r1_learner::train::{Sequence, Trainer};
 use serde_json::json;
 
@@ -29,6 +31,60 @@ pub fn sequence(
     })
 }
 
+/// Where the SFT batches come from: the config's dataset, cycled in file
+/// order, or worked solutions of generated problems.
+enum Source {
+    Dataset {
+        sequences: Vec<Sequence>,
+        next: usize,
+    },
+    Generated(ProblemStream),
+}
+
+impl Source {
+    fn new(tokenizer: &TextTokenizer, config: &RunConfig) -> anyhow::Result<Self> {
+        Ok(match &config.sft.data {
+            Some(path) => {
+                let sequences = load_sft_jsonl(path, tokenizer, config.sft.max_tokens)?;
+                anyhow::ensure!(!sequences.is_empty(), "{}: no examples", path.display());
+                Source::Dataset { sequences, next: 0 }
+            }
+            None => Source::Generated(ProblemStream::new(
+                config.task.cold_start.clone(),
+                config.seed,
+                Split::Train,
+            )),
+        })
+    }
+
+    fn batch(
+        &mut self,
+        tokenizer: &TextTokenizer,
+        config: &RunConfig,
+    ) -> anyhow::Result<Vec<Sequence>> {
+        (0..config.sft.batch_size)
+            .map(|_| match self {
+                Source::Dataset { sequences, next } => {
+                    let sequence = sequences[*next % sequences.len()].clone();
+                    *next += 1;
+                    Ok(sequence)
+                }
+                Source::Generated(stream) => {
+                    let problem = stream
+                        .next()
+                        .unwrap_or_else(|| unreachable!("problem streams are endless"));
+                    sequence(
+                        tokenizer,
+                        &config.task.preamble,
+                        &problem,
+                        config.sft.max_tokens,
+                    )
+                }
+            })
+            .collect()
+    }
+}
+
 /// Runs every SFT step of the config.
 pub fn run(
     trainer: &mut Trainer,
@@ -37,22 +93,19 @@ pub fn run(
     log: &mut MetricsLog,
     bar: &ProgressBar,
 ) -> anyhow::Result<()> {
-    let mut stream = ProblemStream::new(config.task.cold_start.clone(), config.seed, Split::Train);
+    let mut source = Source::new(tokenizer, config)?;
     for step in 0..config.sft.steps {
-        let batch = (0..config.sft.batch_size)
-            .map(|_| {
-                let problem = stream
-                    .next()
-                    .unwrap_or_else(|| unreachable!("problem streams are endless"));
-                sequence(
-                    tokenizer,
-                    &config.task.preamble,
-                    &problem,
-                    config.sft.max_tokens,
-                )
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let stats = trainer.sft_step(&batch, tokenizer.pad(), config.sft.steps)?;
+        let batch = source.batch(tokenizer, config)?;
+        let stats = if config.sft.packing {
+            trainer.sft_step_packed(
+                &batch,
+                tokenizer.pad(),
+                config.sft.max_tokens,
+                config.sft.steps,
+            )?
+        } else {
+            trainer.sft_step(&batch, tokenizer.pad(), config.sft.steps)?
+        };
         log.write(json!({
             "stage": "sft", "step": step + 1, "loss": stats.loss, "tokens": stats.tokens,
             "grad_norm": stats.grad_norm, "lr": stats.lr, "step_seconds": stats.seconds,

@@ -135,3 +135,85 @@ fn an_invalid_config_is_refused_naming_the_file_and_field() {
         "{stderr}"
     );
 }
+
+const DATASET_RECIPE: &str = r#"
+seed = 1
+[model]
+preset = "micro"
+[sft]
+data = "DATA"
+steps = 3
+batch_size = 3
+max_tokens = 64
+packing = true
+[grpo]
+steps = 1
+prompts_per_step = 2
+group_size = 2
+max_new_tokens = 8
+[runtime]
+jobs_in_flight = 2
+[eval]
+problems = 4
+max_new_tokens = 8
+"#;
+
+fn train_on_dataset(dir: &std::path::Path, lines: &[&str]) -> std::process::Output {
+    let data = dir.join("data.jsonl");
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let config = dir.join("dataset.toml");
+    let recipe = DATASET_RECIPE.replace("DATA", &data.display().to_string());
+    std::fs::write(&config, recipe).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_r1"))
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("run"))
+        .env("R1_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_cold_start_trains_on_a_jsonl_dataset_packed_and_names_a_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = train_on_dataset(
+        dir.path(),
+        &[
+            r#"{"prompt": "1+1=", "response": "2"}"#,
+            r#"{"prompt": "what is 3+4? ", "response": "3+4=7"}"#,
+            r#"{"messages": [{"role": "user", "content": "2+2"}, {"role": "assistant", "content": "4"}]}"#,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "r1 train failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Every step trains on the three examples: their response bytes plus an
+    // end-of-sequence token each (2 + 6 + 2), never on generated problems.
+    let rows: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("run/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let sft: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["stage"] == "sft")
+        .map(|r| r["tokens"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sft, vec![10, 10, 10]);
+
+    let bad = tempfile::tempdir().unwrap();
+    let output = train_on_dataset(
+        bad.path(),
+        &[r#"{"prompt": "1+1=", "response": "2"}"#, r#"{"prompt": 3}"#],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("data.jsonl:2") && stderr.contains("\"prompt\""),
+        "{stderr}"
+    );
+}

@@ -1,6 +1,8 @@
 //! A Llama-family decoder (Llama, Qwen2, Qwen3) in candle, with Hugging Face
 //! tensor names, for training: full-sequence forward passes with autograd.
 
+use std::sync::Arc;
+
 use candle_core::{D, DType, Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -127,9 +129,70 @@ fn rope_tables(
     Ok((freqs.cos()?, freqs.sin()?))
 }
 
-/// `x·cos + rotate_half(x)·sin` for `x: [B, heads, T, head_dim]`.
-fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    super::ops::rope(x, cos, sin)
+/// How the tokens of a batch attend and where they sit: the rotary tables
+/// and the additive attention mask, plus per-token positions for packed rows.
+struct Layout {
+    cos: Tensor,
+    sin: Tensor,
+    /// `[1 or B, 1, T, T]`: 0 where a query may attend a key, −∞ elsewhere.
+    mask: Tensor,
+    positions: Option<Arc<[u32]>>,
+}
+
+impl Layout {
+    /// `x·cos + rotate_half(x)·sin` for `x: [B, heads, T, head_dim]`.
+    fn rope(&self, x: &Tensor) -> Result<Tensor> {
+        super::ops::rope(x, &self.cos, &self.sin, self.positions.as_ref())
+    }
+}
+
+/// Several examples packed into each row of a batch: positions restart at
+/// each example and attention stays within it, so every example is computed
+/// as if it were alone in its row.
+#[derive(Debug, Clone)]
+pub struct Packing {
+    /// `[B·T]`: each token's position within its example.
+    positions: Arc<[u32]>,
+    /// `[B, 1, T, T]` additive attention mask.
+    mask: Tensor,
+}
+
+impl Packing {
+    /// `segments[b][t]`: which example token `t` of row `b` belongs to; the
+    /// tokens of an example are contiguous (padding may form one more).
+    pub fn new(segments: &[Vec<u32>], device: &Device) -> Result<Self> {
+        let b = segments.len();
+        let t = segments.first().map_or(0, Vec::len);
+        if segments.iter().any(|row| row.len() != t) {
+            candle_core::bail!("packed rows must have the same length");
+        }
+        let mut positions = Vec::with_capacity(b * t);
+        let mut mask = Vec::with_capacity(b * t * t);
+        for row in segments {
+            let mut position = 0;
+            for (i, segment) in row.iter().enumerate() {
+                position = if i > 0 && row[i - 1] == *segment {
+                    position + 1
+                } else {
+                    0
+                };
+                positions.push(position);
+            }
+            for (q, query) in row.iter().enumerate() {
+                mask.extend(row.iter().enumerate().map(|(k, key)| {
+                    if k <= q && key == query {
+                        0.0f32
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                }));
+            }
+        }
+        Ok(Self {
+            positions: Arc::from(positions),
+            mask: Tensor::from_vec(mask, (b, 1, t, t), device)?,
+        })
+    }
 }
 
 fn repeat_kv(x: Tensor, times: usize) -> Result<Tensor> {
@@ -143,7 +206,7 @@ fn repeat_kv(x: Tensor, times: usize) -> Result<Tensor> {
 }
 
 impl Attention {
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, layout: &Layout) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| -> Result<Tensor> {
             y.reshape((b, t, heads, self.head_dim))?
@@ -157,13 +220,13 @@ impl Attention {
             q = qn.forward(&q)?;
             k = kn.forward(&k)?;
         }
-        let q = apply_rope(&q, cos, sin)?;
-        let k = apply_rope(&k, cos, sin)?;
+        let q = layout.rope(&q)?;
+        let k = layout.rope(&k)?;
         let groups = self.heads / self.kv_heads;
         let k = repeat_kv(k, groups)?;
         let v = repeat_kv(v, groups)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&layout.mask)?;
         let probs = super::ops::softmax_last_dim(&scores)?;
         let out = probs
             .matmul(&v)?
@@ -296,6 +359,11 @@ impl Llama {
     /// Final hidden states `[B, T, hidden]` for token ids `[B, T]` (u32),
     /// causal attention; sequences are right-padded.
     pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        self.hidden_with(ids, None)
+    }
+
+    /// [`Self::hidden`], or with several examples per row when `packing`.
+    pub fn hidden_with(&self, ids: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
             b,
@@ -308,21 +376,35 @@ impl Llama {
             self.config.rope_theta,
             &self.device,
         )?;
-        let mask: Vec<f32> = (0..t * t)
-            .map(|i| {
-                if i % t > i / t {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
+        let layout = match packing {
+            Some(packing) => Layout {
+                cos,
+                sin,
+                mask: packing.mask.clone(),
+                positions: Some(packing.positions.clone()),
+            },
+            None => {
+                let mask: Vec<f32> = (0..t * t)
+                    .map(|i| {
+                        if i % t > i / t {
+                            f32::NEG_INFINITY
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                Layout {
+                    cos,
+                    sin,
+                    mask: Tensor::from_vec(mask, (1, 1, t, t), &self.device)?,
+                    positions: None,
                 }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (1, 1, t, t), &self.device)?;
+            }
+        };
         for block in &self.blocks {
-            let attended =
-                block
-                    .attention
-                    .forward(&block.input_norm.forward(&x)?, &cos, &sin, &mask)?;
+            let attended = block
+                .attention
+                .forward(&block.input_norm.forward(&x)?, &layout)?;
             x = (x + attended)?;
             x = (&x + block.mlp.forward(&block.post_attention_norm.forward(&x)?)?)?;
         }
@@ -338,6 +420,20 @@ impl Llama {
     pub fn token_logprobs(&self, ids: &Tensor) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let logits = self.logits(&ids.narrow(1, 0, t - 1)?)?;
+        let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
+        token_logprobs_from_logits(&logits, &targets)
+    }
+
+    /// [`Self::token_logprobs`] of packed rows, `[B, T-1]`: position `j`
+    /// holds `log p(ids[:, j+1] | its example's tokens up to j)`; where token
+    /// `j+1` starts another example the value is meaningless and the caller
+    /// masks it out.
+    pub fn packed_token_logprobs(&self, ids: &Tensor, packing: &Packing) -> Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        let logits = self
+            .hidden_with(ids, Some(packing))?
+            .narrow(1, 0, t - 1)?
+            .broadcast_matmul(&self.lm_head.t()?)?;
         let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
         token_logprobs_from_logits(&logits, &targets)
     }

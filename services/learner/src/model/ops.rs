@@ -3,6 +3,8 @@
 //! versions have no gradients, and composing them from elementary
 //! operations costs many passes over memory.
 
+use std::sync::Arc;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
 
 fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -113,10 +115,13 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
 }
 
 /// Rotary embedding in Hugging Face layout (`rotate_half`) for
-/// `x: [B, H, T, D]` with tables `cos`, `sin`: `[T, D]`.
+/// `x: [B, H, T, D]` with tables `cos`, `sin`: `[T, D]`. Token `t` of row `b`
+/// is rotated by its position: `t`, or `positions[b·T + t]` when given (packed
+/// rows, where positions restart at each example).
 struct Rope {
     cos: Vec<f32>,
     sin: Vec<f32>,
+    positions: Option<Arc<[u32]>>,
 }
 
 impl CustomOp1 for Rope {
@@ -128,10 +133,14 @@ impl CustomOp1 for Rope {
         let x = f32_slice(storage, layout, self.name())?;
         let dims = layout.dims();
         let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let rows_per_batch = if dims.len() == 4 { dims[1] * t } else { t };
         let half = d / 2;
         let mut out = vec![0f32; x.len()];
         for (i, (row, dst)) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
-            let pos = i % t;
+            let pos = match &self.positions {
+                None => i % t,
+                Some(p) => p[(i / rows_per_batch) * t + i % t] as usize,
+            };
             let (c, s) = (
                 &self.cos[pos * d..pos * d + d],
                 &self.sin[pos * d..pos * d + d],
@@ -149,15 +158,22 @@ impl CustomOp1 for Rope {
         let inverse = Rope {
             cos: self.cos.clone(),
             sin: self.sin.iter().map(|s| -s).collect(),
+            positions: self.positions.clone(),
         };
         Ok(Some(grad.contiguous()?.apply_op1(inverse)?))
     }
 }
 
-pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+pub fn rope(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    positions: Option<&Arc<[u32]>>,
+) -> Result<Tensor> {
     let op = Rope {
         cos: cos.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
         sin: sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+        positions: positions.cloned(),
     };
     x.contiguous()?.apply_op1(op)
 }
@@ -269,6 +285,40 @@ mod tests {
             let rotated = Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap();
             (x.broadcast_mul(&cos).unwrap() + rotated.broadcast_mul(&sin).unwrap()).unwrap()
         };
-        check(|x| rope(x, &cos, &sin).unwrap(), composed, &x);
+        check(|x| rope(x, &cos, &sin, None).unwrap(), composed, &x);
+    }
+
+    #[test]
+    fn rope_with_positions_rotates_each_token_by_its_own_position() {
+        let dev = Device::Cpu;
+        let (t, d) = (6, 8);
+        let freqs = Tensor::randn(0f32, 1.0, (t, d / 2), &dev).unwrap();
+        let freqs = Tensor::cat(&[&freqs, &freqs], 1).unwrap();
+        let (cos, sin) = (freqs.cos().unwrap(), freqs.sin().unwrap());
+        let positions: Arc<[u32]> = Arc::from(vec![0, 1, 2, 3, 4, 5, 2, 0, 1, 5, 3, 4]);
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, t, d), &dev).unwrap()).unwrap();
+        // Row by row with the tables gathered at that row's positions.
+        let composed = |x: &Tensor| {
+            let rows: Vec<Tensor> = (0..2)
+                .map(|b| {
+                    let at = Tensor::from_slice(&positions[b * t..(b + 1) * t], t, &dev).unwrap();
+                    let (c, s) = (
+                        cos.index_select(&at, 0).unwrap(),
+                        sin.index_select(&at, 0).unwrap(),
+                    );
+                    let xb = x.narrow(0, b, 1).unwrap();
+                    let x1 = xb.narrow(D::Minus1, 0, d / 2).unwrap();
+                    let x2 = xb.narrow(D::Minus1, d / 2, d / 2).unwrap();
+                    let rotated = Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap();
+                    (xb.broadcast_mul(&c).unwrap() + rotated.broadcast_mul(&s).unwrap()).unwrap()
+                })
+                .collect();
+            Tensor::cat(&rows, 0).unwrap()
+        };
+        check(
+            |x| rope(x, &cos, &sin, Some(&positions)).unwrap(),
+            composed,
+            &x,
+        );
     }
 }

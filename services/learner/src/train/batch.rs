@@ -2,6 +2,8 @@
 
 use candle_core::{Device, Result, Tensor};
 
+use crate::model::llama::Packing;
+
 /// One training sequence: prompt tokens followed by completion tokens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequence {
@@ -78,6 +80,79 @@ impl Batch {
     }
 }
 
+/// Several sequences per row, up to a row length: the same loss as the
+/// padded [`Batch`] of the same sequences with less padding to compute (see
+/// [`Packing`]).
+#[derive(Debug, Clone)]
+pub struct PackedBatch {
+    /// `[rows, T]` u32.
+    pub ids: Tensor,
+    /// `[rows, T - 1]` f32: 1 where the predicted token belongs to the
+    /// completion of the same sequence as the predicting one.
+    pub mask: Tensor,
+    pub packing: Packing,
+}
+
+impl PackedBatch {
+    /// Which sequences share each row: in order, each into the first row
+    /// with room for it within `row_tokens` (a longer one gets its own row).
+    pub fn plan(sequences: &[Sequence], row_tokens: usize) -> Vec<Vec<usize>> {
+        let mut rows: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (i, s) in sequences.iter().enumerate() {
+            let len = s.tokens.len();
+            match rows.iter_mut().find(|(used, _)| used + len <= row_tokens) {
+                Some((used, members)) => {
+                    *used += len;
+                    members.push(i);
+                }
+                None => rows.push((len, vec![i])),
+            }
+        }
+        rows.into_iter().map(|(_, members)| members).collect()
+    }
+
+    /// The rows of `plan` (indices into `sequences`), right-padded.
+    pub fn new(
+        sequences: &[Sequence],
+        rows: &[Vec<usize>],
+        pad: u32,
+        device: &Device,
+    ) -> Result<Self> {
+        let row_len =
+            |row: &Vec<usize>| -> usize { row.iter().map(|&i| sequences[i].tokens.len()).sum() };
+        let width = rows.iter().map(row_len).max().unwrap_or(0).max(2);
+        let mut ids = Vec::with_capacity(rows.len() * width);
+        let mut mask = Vec::with_capacity(rows.len() * (width - 1));
+        let mut segments = Vec::with_capacity(rows.len());
+        for row in rows {
+            let used = row_len(row);
+            let mut row_segments = Vec::with_capacity(width);
+            for (segment, &i) in row.iter().enumerate() {
+                let s = &sequences[i];
+                ids.extend(s.tokens.iter().copied());
+                row_segments.extend(std::iter::repeat_n(segment as u32, s.tokens.len()));
+                // Position j predicts j + 1; within a sequence, as in `Batch`.
+                // The last token of a sequence predicts nothing.
+                for target in 1..=s.tokens.len() {
+                    let in_completion = target >= s.prompt_len.max(1) && target < s.tokens.len();
+                    mask.push(if in_completion { 1.0f32 } else { 0.0 });
+                }
+            }
+            ids.extend(std::iter::repeat_n(pad, width - used));
+            row_segments.extend(std::iter::repeat_n(u32::MAX, width - used));
+            // Padding predicts nothing; the row has width − 1 predictions.
+            mask.extend(std::iter::repeat_n(0.0, width - used));
+            mask.pop();
+            segments.push(row_segments);
+        }
+        Ok(Self {
+            ids: Tensor::from_vec(ids, (rows.len(), width), device)?,
+            mask: Tensor::from_vec(mask, (rows.len(), width - 1), device)?,
+            packing: Packing::new(&segments, device)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +181,28 @@ mod tests {
         // predicts 2 and 3 (positions 0, 1); padding is never a target.
         assert_eq!(mask, vec![vec![0.0, 1.0, 1.0], vec![1.0, 1.0, 0.0]]);
         assert_eq!(batch.tokens(), 4);
+    }
+
+    #[test]
+    fn packing_fills_rows_in_order_and_masks_across_sequences() {
+        let seq = |tokens: Vec<u32>, prompt_len| Sequence { tokens, prompt_len };
+        let sequences = [
+            seq(vec![1, 2, 3], 1),
+            seq(vec![4, 5, 6, 7], 2),
+            seq(vec![8, 9], 1),
+        ];
+        let rows = PackedBatch::plan(&sequences, 6);
+        // [1 2 3] + [8 9] fit in 6 tokens; [4 5 6 7] starts a second row.
+        assert_eq!(rows, vec![vec![0, 2], vec![1]]);
+        let batch = PackedBatch::new(&sequences, &rows, 0, &Device::Cpu).unwrap();
+        let ids: Vec<Vec<u32>> = batch.ids.to_vec2().unwrap();
+        assert_eq!(ids, vec![vec![1, 2, 3, 8, 9], vec![4, 5, 6, 7, 0]]);
+        let mask: Vec<Vec<f32>> = batch.mask.to_vec2().unwrap();
+        // Row 0: 1→2, 2→3 trained; 3→8 crosses sequences; 8→9 trained.
+        // Row 1: 4→5 is prompt; 5→6, 6→7 trained; 7→pad is not.
+        assert_eq!(
+            mask,
+            vec![vec![1.0, 1.0, 0.0, 1.0], vec![0.0, 1.0, 1.0, 0.0]]
+        );
     }
 }

@@ -91,6 +91,10 @@ pub struct SftConfig {
     pub batch_size: usize,
     /// Sequences longer than this many tokens are cut.
     pub max_tokens: usize,
+    /// Pack several sequences into each row of up to `max_tokens` tokens
+    /// (positions restart and attention stays within each sequence, so the
+    /// loss is the same); `optim.micro_batch_size` then counts rows.
+    pub packing: bool,
     pub optim: OptimConfig,
 }
 
@@ -101,6 +105,7 @@ impl Default for SftConfig {
             steps: 300,
             batch_size: 32,
             max_tokens: 512,
+            packing: false,
             optim: OptimConfig {
                 lr: 1e-3,
                 warmup_steps: 20,

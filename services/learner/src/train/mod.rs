@@ -7,6 +7,6 @@ pub mod loss;
 pub mod optim;
 pub mod trainer;
 
-pub use batch::{Batch, Sequence};
+pub use batch::{Batch, PackedBatch, Sequence};
 pub use config::{GrpoConfig, OptimConfig, SftConfig};
 pub use trainer::{GrpoStats, SftStats, TrainGroup, Trainer};

@@ -62,6 +62,47 @@ fn micro_batching_gives_the_same_update_as_one_pass() {
     assert!((whole - split).abs() < 1e-4, "{whole} vs {split}");
 }
 
+#[test]
+fn packed_sft_gives_the_same_loss_and_update_as_padded_sft() {
+    // Lengths 5..=13 tokens, packed into rows of 24: several per row.
+    let data: Vec<Sequence> = (0..9u32)
+        .map(|i| Sequence {
+            tokens: (0..5 + i).map(|j| (i * 11 + j * 5) % 250).collect(),
+            prompt_len: 2 + (i as usize % 3),
+        })
+        .collect();
+    let rows = r1_learner::train::PackedBatch::plan(&data, 24);
+    assert!(rows.len() < data.len(), "{rows:?}");
+    let run = |packed: bool| {
+        let policy = Policy::random(&Preset::Micro.config(), 4, &Device::Cpu).unwrap();
+        let mut trainer = Trainer::new(policy, optim()).unwrap();
+        let stats = if packed {
+            trainer.sft_step_packed(&data, 256, 24, 1).unwrap()
+        } else {
+            trainer.sft_step(&data, 256, 1).unwrap()
+        };
+        (stats, trainer.sft_loss(&data, 256).unwrap())
+    };
+    let ((padded, padded_after), (packed, packed_after)) = (run(false), run(true));
+    assert_eq!(packed.tokens, padded.tokens);
+    assert!(
+        (packed.loss - padded.loss).abs() < 1e-4,
+        "{} vs {}",
+        packed.loss,
+        padded.loss
+    );
+    assert!(
+        (packed.grad_norm - padded.grad_norm).abs() < 1e-4 * padded.grad_norm,
+        "{} vs {}",
+        packed.grad_norm,
+        padded.grad_norm
+    );
+    assert!(
+        (packed_after - padded_after).abs() < 1e-4,
+        "{packed_after} vs {padded_after}"
+    );
+}
+
 fn groups() -> Vec<TrainGroup> {
     let seqs = sequences();
     vec![
