@@ -6,14 +6,14 @@
 //! same GGUF and prompts.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::Context;
 use r1_inference::engine::{Engine, GenerateParams};
 use r1_learner::preset::Preset;
 
 use crate::model_cmd::{SMOLLM2_GGUF, artefact_cache, cache_dir};
+
+use super::reference;
 
 #[derive(Debug, clap::Args)]
 pub struct InferenceBench {
@@ -30,9 +30,19 @@ pub struct InferenceBench {
     /// scripts/llama-cpp-venv, when present).
     #[arg(long)]
     llama_cpp_python: Option<PathBuf>,
-    /// Measure the tiny model only.
-    #[arg(long)]
-    tiny_only: bool,
+    /// Which engines to measure (llama.cpp runs when `gguf` is among them).
+    #[arg(long, value_delimiter = ',', default_value = "tiny,f32,gguf")]
+    engines: Vec<EngineKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EngineKind {
+    /// The tiny preset, f32.
+    Tiny,
+    /// SmolLM2-135M imported to f32 safetensors.
+    F32,
+    /// SmolLM2-135M from the original Q4_1 GGUF.
+    Gguf,
 }
 
 /// The prompts of the timed groups, the same for every engine.
@@ -101,42 +111,23 @@ fn print(name: &str, m: &Measured) {
 
 /// llama.cpp on the same GGUF and prompts.
 fn llama_cpp(python: &Path, gguf: &Path, args: &InferenceBench) -> anyhow::Result<Measured> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_llama_cpp.py");
-    let output = Command::new(python)
-        .arg(&script)
-        .arg(gguf)
-        .args(["--group-size", &args.group_size.to_string()])
-        .args(["--new-tokens", &args.new_tokens.to_string()])
-        .args(["--groups", &args.groups.to_string()])
-        .args([
-            "--threads",
-            &std::thread::available_parallelism()?.get().to_string(),
-        ])
-        .args(PROMPTS)
-        .output()
-        .with_context(|| format!("running {}", python.display()))?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
-        format!(
-            "{} printed {:?}",
-            script.display(),
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })?;
-    let number = |key: &str| {
-        result[key]
-            .as_f64()
-            .with_context(|| format!("{} printed no {key}", script.display()))
-    };
+    let mut script_args = vec![
+        gguf.display().to_string(),
+        "--group-size".into(),
+        args.group_size.to_string(),
+        "--new-tokens".into(),
+        args.new_tokens.to_string(),
+        "--groups".into(),
+        args.groups.to_string(),
+        "--threads".into(),
+        reference::threads()?,
+    ];
+    script_args.extend(PROMPTS.iter().map(|p| p.to_string()));
+    let result = reference::run_script(python, "bench_llama_cpp.py", &script_args)?;
     Ok(Measured {
-        load_seconds: number("load_seconds")?,
-        tokens: number("tokens")? as usize,
-        seconds: number("seconds")?,
+        load_seconds: result.number("load_seconds")?,
+        tokens: result.number("tokens")? as usize,
+        seconds: result.number("seconds")?,
     })
 }
 
@@ -146,14 +137,16 @@ pub async fn run(args: InferenceBench) -> anyhow::Result<()> {
         args.group_size, args.new_tokens, args.groups
     );
     let work = tempfile::tempdir()?;
-    let tiny = work.path().join("tiny");
-    r1_learner::preset::init(Preset::Tiny, &tiny, 0)?;
-    let m = measure(async || Ok(Engine::load(&tiny, 1).await?), &args).await?;
-    print("tiny (3 M) f32", &m);
-    if args.tiny_only {
+    if args.engines.contains(&EngineKind::Tiny) {
+        let tiny = work.path().join("tiny");
+        r1_learner::preset::init(Preset::Tiny, &tiny, 0)?;
+        let m = measure(async || Ok(Engine::load(&tiny, 1).await?), &args).await?;
+        print("tiny (3 M) f32", &m);
+    }
+    let smollm2_engines = [EngineKind::F32, EngineKind::Gguf];
+    if !args.engines.iter().any(|e| smollm2_engines.contains(e)) {
         return Ok(());
     }
-
     let gguf = artefact_cache().join(SMOLLM2_GGUF);
     anyhow::ensure!(
         gguf.is_file(),
@@ -162,8 +155,15 @@ pub async fn run(args: InferenceBench) -> anyhow::Result<()> {
     );
     let smollm2 = work.path().join("smollm2");
     r1_learner::import::import_gguf(&gguf, &smollm2)?;
-    let f32 = measure(async || Ok(Engine::load(&smollm2, 1).await?), &args).await?;
-    print("SmolLM2-135M f32", &f32);
+    let mut f32 = None;
+    if args.engines.contains(&EngineKind::F32) {
+        let m = measure(async || Ok(Engine::load(&smollm2, 1).await?), &args).await?;
+        print("SmolLM2-135M f32", &m);
+        f32 = Some(m.tokens_per_second());
+    }
+    if !args.engines.contains(&EngineKind::Gguf) {
+        return Ok(());
+    }
     let q4 = measure(
         async || Ok(Engine::load_gguf(&gguf, &smollm2, 1).await?),
         &args,
@@ -179,9 +179,11 @@ pub async fn run(args: InferenceBench) -> anyhow::Result<()> {
         let reference = llama_cpp(&python, &gguf, &args)?;
         print("llama.cpp Q4_1 GGUF", &reference);
         let reference = reference.tokens_per_second();
+        if let Some(f32) = f32 {
+            println!("ratio to llama.cpp, f32: {:.2}x", f32 / reference);
+        }
         println!(
-            "ratio to llama.cpp: f32 {:.2}x, Q4_1 {:.2}x",
-            f32.tokens_per_second() / reference,
+            "ratio to llama.cpp, Q4_1: {:.2}x",
             q4.tokens_per_second() / reference
         );
     } else {

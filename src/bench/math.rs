@@ -2,13 +2,14 @@
 //! single-threaded and on all cores, beside Math-Verify itself on the same
 //! cases in the same run.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use r1_reward::math::suite::{SuiteCase, load_math_verify_cases};
+
+use super::reference;
 
 #[derive(Debug, clap::Args)]
 pub struct MathBench {
@@ -64,34 +65,21 @@ struct Reference {
     processes: usize,
 }
 
-fn reference(file: &std::path::Path, seconds: f64, processes: usize) -> anyhow::Result<Reference> {
-    let root = repo_root();
-    let venv = Command::new(root.join("scripts/math-verify-venv"))
-        .output()
-        .context("running scripts/math-verify-venv")?;
-    if !venv.status.success() {
-        bail!(
-            "scripts/math-verify-venv failed: {}",
-            String::from_utf8_lossy(&venv.stderr)
-        );
-    }
-    let python = String::from_utf8(venv.stdout)?.trim().to_owned();
-    let output = Command::new(&python)
-        .arg(root.join("scripts/bench_math_verify.py"))
-        .args(["--cases", &file.display().to_string()])
-        .args(["--seconds", &seconds.to_string()])
-        .args(["--processes", &processes.to_string()])
-        .output()
-        .context("running scripts/bench_math_verify.py")?;
-    if !output.status.success() {
-        bail!(
-            "bench_math_verify.py failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let stdout = String::from_utf8(output.stdout)?;
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .with_context(|| format!("unexpected output {stdout:?}"))
+fn reference(file: &Path, seconds: f64, processes: usize) -> anyhow::Result<Reference> {
+    let python = reference::venv_python("math-verify-venv")?;
+    reference::run_script(
+        &python,
+        "bench_math_verify.py",
+        [
+            "--cases".to_string(),
+            file.display().to_string(),
+            "--seconds".into(),
+            seconds.to_string(),
+            "--processes".into(),
+            processes.to_string(),
+        ],
+    )?
+    .parse()
 }
 
 pub fn run(args: MathBench) -> anyhow::Result<()> {

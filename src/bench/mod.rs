@@ -5,6 +5,7 @@ mod inference;
 mod learner;
 mod math;
 mod queue;
+mod reference;
 mod sandbox;
 
 #[derive(Debug, clap::Subcommand)]
