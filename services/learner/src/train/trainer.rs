@@ -143,20 +143,12 @@ impl Trainer {
         pad: u32,
         total_steps: u64,
     ) -> Result<SftStats> {
-        let started = Instant::now();
         let device = self.policy.model.device().clone();
-        let full = Batch::new(sequences, pad, &device)?;
-        let totals = Totals::of(&full.mask)?;
-        let mut grads = HashMap::new();
-        let mut loss_sum = 0.0;
-        for chunk in sequences.chunks(self.optim.micro_batch_size) {
+        let chunks: Vec<&[Sequence]> = sequences.chunks(self.optim.micro_batch_size).collect();
+        self.sft_update(sequences, pad, total_steps, &chunks, |model, chunk| {
             let batch = Batch::new(chunk, pad, &device)?;
-            let logprobs = self.policy.model.token_logprobs(&batch.ids)?;
-            let loss = sft_loss(&logprobs, &batch.mask, totals)?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?);
-            self.accumulate(&loss, &mut grads)?;
-        }
-        self.finish_sft_step(grads, loss_sum, full.tokens(), total_steps, started)
+            Ok((model.token_logprobs(&batch.ids)?, batch.mask))
+        })
     }
 
     /// [`Self::sft_step`] with the sequences packed into rows of at most
@@ -169,40 +161,42 @@ impl Trainer {
         row_tokens: usize,
         total_steps: u64,
     ) -> Result<SftStats> {
-        let started = Instant::now();
         let device = self.policy.model.device().clone();
-        let full = Batch::new(sequences, pad, &device)?;
-        let totals = Totals::of(&full.mask)?;
         let rows = PackedBatch::plan(sequences, row_tokens);
+        let chunks: Vec<&[Vec<usize>]> = rows.chunks(self.optim.micro_batch_size).collect();
+        self.sft_update(sequences, pad, total_steps, &chunks, |model, chunk| {
+            let batch = PackedBatch::new(sequences, chunk, pad, &device)?;
+            let logprobs = model.packed_token_logprobs(&batch.ids, &batch.packing)?;
+            Ok((logprobs, batch.mask))
+        })
+    }
+
+    /// Accumulates the token-mean SFT loss over `chunks` (`forward` gives a
+    /// chunk's token log-probs and completion mask), then updates once.
+    fn sft_update<C>(
+        &mut self,
+        sequences: &[Sequence],
+        pad: u32,
+        total_steps: u64,
+        chunks: &[C],
+        forward: impl Fn(&Llama, &C) -> Result<(Tensor, Tensor)>,
+    ) -> Result<SftStats> {
+        let started = Instant::now();
+        let full = Batch::new(sequences, pad, self.policy.model.device())?;
+        let totals = Totals::of(&full.mask)?;
         let mut grads = HashMap::new();
         let mut loss_sum = 0.0;
-        for chunk in rows.chunks(self.optim.micro_batch_size.max(1)) {
-            let batch = PackedBatch::new(sequences, chunk, pad, &device)?;
-            let logprobs = self
-                .policy
-                .model
-                .packed_token_logprobs(&batch.ids, &batch.packing)?;
-            let loss = sft_loss(&logprobs, &batch.mask, totals)?;
+        for chunk in chunks {
+            let (logprobs, mask) = forward(&self.policy.model, chunk)?;
+            let loss = sft_loss(&logprobs, &mask, totals)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
             self.accumulate(&loss, &mut grads)?;
         }
-        let tokens = full.tokens();
-        self.finish_sft_step(grads, loss_sum, tokens, total_steps, started)
-    }
-
-    fn finish_sft_step(
-        &mut self,
-        grads: HashMap<String, Tensor>,
-        loss: f64,
-        tokens: usize,
-        total_steps: u64,
-        started: Instant,
-    ) -> Result<SftStats> {
         let optimizer_started = Instant::now();
         let (grad_norm, lr) = self.apply(grads, total_steps)?;
         Ok(SftStats {
-            loss,
-            tokens,
+            loss: loss_sum,
+            tokens: full.tokens(),
             grad_norm,
             lr,
             seconds: started.elapsed().as_secs_f64(),
