@@ -10,9 +10,12 @@
 //!   the tasks of a service watch.
 //! * [`serve`] — binding and serving gRPC + admin on a task set, draining
 //!   it at shutdown, the ready line, and the body of a service's `main`.
+//! * [`allocator`] — mimalloc for the binaries that train, keeping freed
+//!   memory instead of handing it back to the kernel.
 //! * [`exit`] — how a binary reports a fatal start-up error.
 
 pub mod admin;
+pub mod allocator;
 pub mod exit;
 pub mod serve;
 pub mod shutdown;

@@ -17,8 +17,23 @@ struct Args {
     telemetry: TelemetryArgs,
 }
 
-#[tokio::main]
-async fn main() {
+/// Training allocates and frees large tensors at every operation; mimalloc
+/// reuses that memory instead of returning it to the kernel.
+#[global_allocator]
+static ALLOCATOR: r1_runtime::allocator::MiMalloc = r1_runtime::allocator::MiMalloc;
+
+fn main() {
+    r1_runtime::allocator::keep_freed_memory();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run() {
     let args = Args::parse();
     r1_runtime::serve::service_main(
         &args.telemetry,

@@ -455,9 +455,5 @@ impl Llama {
 
 /// `log softmax(logits)[target]` for `logits: [B, T, V]`, `targets: [B, T]`.
 pub fn token_logprobs_from_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let lse = logits.log_sum_exp(D::Minus1)?;
-    let picked = logits
-        .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
-        .squeeze(D::Minus1)?;
-    picked - lse
+    super::ops::token_logprobs(logits, targets)
 }

@@ -1,11 +1,13 @@
 //! Fused CPU operations with backward passes: softmax over the last
-//! dimension, RMS normalisation and rotary embeddings. candle's own fused
+//! dimension, RMS normalisation, rotary embeddings and the log-probability
+//! of target tokens. candle's own fused
 //! versions have no gradients, and composing them from elementary
 //! operations costs many passes over memory.
 
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
@@ -178,6 +180,138 @@ pub fn rope(
     x.contiguous()?.apply_op1(op)
 }
 
+fn u32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [u32]> {
+    let CpuStorage::U32(data) = storage else {
+        candle_core::bail!("{op}: targets must be u32")
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: the targets must be contiguous"),
+    }
+}
+
+/// `log Σ exp(row)`, stable.
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    max + row.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+}
+
+/// Rows of `[rows, vocab]` logits processed in parallel, this many at a time.
+const ROWS_PER_TASK: usize = 8;
+
+/// `log softmax(logits)[target]` per row: logits `[…, V]`, targets `[…]`.
+struct TokenLogprobs;
+
+impl CustomOp2 for TokenLogprobs {
+    fn name(&self) -> &'static str {
+        "r1-token-logprobs"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let logits = f32_slice(s1, l1, self.name())?;
+        let targets = u32_slice(s2, l2, self.name())?;
+        let vocab = l1.dims().last().copied().unwrap_or(1).max(1);
+        if logits.len() != targets.len() * vocab {
+            candle_core::bail!("{}: one target per row of logits", self.name());
+        }
+        let mut out = vec![0f32; targets.len()];
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .zip(logits.par_chunks(ROWS_PER_TASK * vocab))
+            .zip(targets.par_chunks(ROWS_PER_TASK))
+            .try_for_each(|((dst, rows), targets)| {
+                for ((d, row), &t) in dst.iter_mut().zip(rows.chunks_exact(vocab)).zip(targets) {
+                    let picked = *row
+                        .get(t as usize)
+                        .ok_or_else(|| candle_core::Error::msg("target beyond the vocabulary"))?;
+                    *d = picked - log_sum_exp(row);
+                }
+                Ok::<(), candle_core::Error>(())
+            })?;
+        Ok((CpuStorage::F32(out), l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = logits.apply_op3(
+            &targets.contiguous()?,
+            &grad_res.contiguous()?,
+            TokenLogprobsGrad,
+        )?;
+        Ok((Some(grad), None))
+    }
+}
+
+/// The gradient of [`TokenLogprobs`] with respect to the logits, in one
+/// pass: `g · (onehot(target) − softmax(row))`.
+struct TokenLogprobsGrad;
+
+impl candle_core::CustomOp3 for TokenLogprobsGrad {
+    fn name(&self) -> &'static str {
+        "r1-token-logprobs-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let logits = f32_slice(s1, l1, self.name())?;
+        let targets = u32_slice(s2, l2, self.name())?;
+        let grad = f32_slice(s3, l3, self.name())?;
+        let vocab = l1.dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; logits.len()];
+        out.par_chunks_mut(ROWS_PER_TASK * vocab)
+            .zip(logits.par_chunks(ROWS_PER_TASK * vocab))
+            .zip(
+                targets
+                    .par_chunks(ROWS_PER_TASK)
+                    .zip(grad.par_chunks(ROWS_PER_TASK)),
+            )
+            .for_each(|((dst, rows), (targets, grad))| {
+                for (((d, row), &t), &g) in dst
+                    .chunks_exact_mut(vocab)
+                    .zip(rows.chunks_exact(vocab))
+                    .zip(targets)
+                    .zip(grad)
+                {
+                    let lse = log_sum_exp(row);
+                    for (d, v) in d.iter_mut().zip(row) {
+                        *d = -g * (v - lse).exp();
+                    }
+                    if let Some(d) = d.get_mut(t as usize) {
+                        *d += g;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `log softmax(logits)[target]` for `logits: [B, T, V]` (f32) and
+/// `targets: [B, T]` (u32), with its gradient, without materialising the
+/// log-softmax: for a 49 k vocabulary that saves several logits-sized
+/// temporaries per pass.
+pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    logits
+        .contiguous()?
+        .apply_op2(&targets.contiguous()?, TokenLogprobs)
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Var};
@@ -269,6 +403,31 @@ mod tests {
                 gb.get(w.as_tensor()).unwrap()
             ) < 1e-4
         );
+    }
+
+    #[test]
+    fn fused_token_logprobs_match_log_softmax_gather_with_gradients() {
+        let dev = Device::Cpu;
+        let (b, t, v) = (2, 5, 11);
+        let logits = Var::from_tensor(&Tensor::randn(0f32, 3.0, (b, t, v), &dev).unwrap()).unwrap();
+        let targets = Tensor::from_vec(
+            (0..(b * t) as u32).map(|i| (i * 7) % v as u32).collect(),
+            (b, t),
+            &dev,
+        )
+        .unwrap();
+        let composed = |x: &Tensor| {
+            let lse = x.log_sum_exp(D::Minus1).unwrap();
+            let picked = x
+                .gather(&targets.unsqueeze(D::Minus1).unwrap(), D::Minus1)
+                .unwrap()
+                .squeeze(D::Minus1)
+                .unwrap();
+            (picked - lse).unwrap()
+        };
+        check(|x| token_logprobs(x, &targets).unwrap(), composed, &logits);
+        let beyond = Tensor::from_vec(vec![v as u32; b * t], (b, t), &dev).unwrap();
+        assert!(token_logprobs(logits.as_tensor(), &beyond).is_err());
     }
 
     #[test]
