@@ -24,11 +24,12 @@ pub fn keep_freed_memory() {
 }
 
 /// The allocator's current purge delay in milliseconds.
-pub fn purge_delay_ms() -> i64 {
+pub fn purge_delay_ms() -> std::ffi::c_long {
     // SAFETY: reads one option of the allocator.
     #[allow(unsafe_code)]
-    let value = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
-    i64::from(value)
+    unsafe {
+        libmimalloc_sys::mi_option_get(PURGE_DELAY)
+    }
 }
 
 #[cfg(test)]
