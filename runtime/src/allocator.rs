@@ -13,8 +13,9 @@ pub use mimalloc::MiMalloc;
 /// returned to the kernel; -1 never.
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Keeps freed memory mapped for reuse. Call first thing in `main`, before
-/// any other thread exists (mimalloc's options are not synchronised).
+/// Keeps freed memory mapped for reuse: the process then holds its peak
+/// memory until it exits. Call first thing in `main`, before any other
+/// thread exists (mimalloc's options are not synchronised).
 pub fn keep_freed_memory() {
     // SAFETY: writes one option of the allocator; no other thread runs yet.
     #[allow(unsafe_code)]

@@ -137,13 +137,17 @@ fn compare(
     torch: Option<&Path>,
     args: &LearnerBench,
 ) -> anyhow::Result<()> {
+    // PyTorch first: this process keeps the memory it frees (see
+    // r1_runtime::allocator), which a PyTorch run after ours would lack.
+    let theirs = torch
+        .map(|python| measure_torch(python, model_dir, args))
+        .transpose()?;
     let policy = load_policy(model_dir, &Device::Cpu)?;
     let params = policy.model.config().parameter_count() as f64;
     let tokens = (args.batch * args.seq_len) as f64;
     let ours = measure(policy, args)?;
     ours.print(&format!("{name}, candle"), params, tokens);
-    if let Some(python) = torch {
-        let theirs = measure_torch(python, model_dir, args)?;
+    if let Some(theirs) = theirs {
         theirs.print(&format!("{name}, PyTorch"), params, tokens);
         println!(
             "  ratio to PyTorch: fwd+bwd {:.2}x, optimizer step {:.2}x, full step {:.2}x (> 1: candle is faster)",
