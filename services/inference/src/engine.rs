@@ -115,6 +115,10 @@ impl Engine {
             .with_loader_type(loader)
             .with_tokenizer_json(dir.join("tokenizer.json").display().to_string())
             .with_max_num_seqs(256)
+            // mistral.rs 0.8.1's prefix cache hands back wrong KV on CPU:
+            // batched greedy evaluation scored 71 % where the same model,
+            // prompts and decoding scored 87.5 % one request at a time.
+            .with_prefix_cache_n(None)
             .build()
             .await
             .map_err(|e| EngineError::Engine(format!("loading {}: {e:#}", dir.display())))?;
@@ -167,6 +171,7 @@ impl Engine {
         .with_force_cpu()
         .with_tokenizer_json(tokenizer_dir.join("tokenizer.json").display().to_string())
         .with_max_num_seqs(256)
+        .with_prefix_cache_n(None)
         .build()
         .await
         .map_err(|e| EngineError::Engine(format!("loading {}: {e:#}", gguf.display())))?;
