@@ -145,7 +145,7 @@ impl Trainer {
     ) -> Result<SftStats> {
         let device = self.policy.model.device().clone();
         let chunks: Vec<&[Sequence]> = sequences.chunks(self.optim.micro_batch_size).collect();
-        self.sft_update(sequences, pad, total_steps, &chunks, |model, chunk| {
+        self.sft_update(sequences, total_steps, &chunks, |model, chunk| {
             let batch = Batch::new(chunk, pad, &device)?;
             Ok((model.token_logprobs(&batch.ids)?, batch.mask))
         })
@@ -164,7 +164,7 @@ impl Trainer {
         let device = self.policy.model.device().clone();
         let rows = PackedBatch::plan(sequences, row_tokens);
         let chunks: Vec<&[Vec<usize>]> = rows.chunks(self.optim.micro_batch_size).collect();
-        self.sft_update(sequences, pad, total_steps, &chunks, |model, chunk| {
+        self.sft_update(sequences, total_steps, &chunks, |model, chunk| {
             let batch = PackedBatch::new(sequences, chunk, pad, &device)?;
             let logprobs = model.packed_token_logprobs(&batch.ids, &batch.packing)?;
             Ok((logprobs, batch.mask))
@@ -176,14 +176,21 @@ impl Trainer {
     fn sft_update<C>(
         &mut self,
         sequences: &[Sequence],
-        pad: u32,
         total_steps: u64,
         chunks: &[C],
         forward: impl Fn(&Llama, &C) -> Result<(Tensor, Tensor)>,
     ) -> Result<SftStats> {
         let started = Instant::now();
-        let full = Batch::new(sequences, pad, self.policy.model.device())?;
-        let totals = Totals::of(&full.mask)?;
+        // What `Totals::of` would count on the padded batch's mask, without
+        // building that batch: targets from max(prompt_len, 1) to the end.
+        let targets: usize = sequences
+            .iter()
+            .map(|s| s.tokens.len().saturating_sub(s.prompt_len.max(1)))
+            .sum();
+        let totals = Totals {
+            tokens: (targets as f64).max(1.0),
+            sequences: sequences.len() as f64,
+        };
         let mut grads = HashMap::new();
         let mut loss_sum = 0.0;
         for chunk in chunks {
@@ -196,7 +203,7 @@ impl Trainer {
         let (grad_norm, lr) = self.apply(grads, total_steps)?;
         Ok(SftStats {
             loss: loss_sum,
-            tokens: full.tokens(),
+            tokens: sequences.iter().map(Sequence::completion_len).sum(),
             grad_norm,
             lr,
             seconds: started.elapsed().as_secs_f64(),
