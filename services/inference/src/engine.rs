@@ -115,9 +115,10 @@ impl Engine {
             .with_loader_type(loader)
             .with_tokenizer_json(dir.join("tokenizer.json").display().to_string())
             .with_max_num_seqs(256)
-            // mistral.rs 0.8.1's prefix cache hands back wrong KV on CPU:
-            // batched greedy evaluation scored 71 % where the same model,
-            // prompts and decoding scored 87.5 % one request at a time.
+            // mistral.rs 0.8.1's prefix cache hands back wrong KV on CPU to
+            // requests admitted while others decode (batched greedy evaluation
+            // scored 71 % where one request at a time scored 87.5 %; the test
+            // `requests_arriving_while_others_decode_…` fails with it on).
             .with_prefix_cache_n(None)
             .build()
             .await

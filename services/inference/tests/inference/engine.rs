@@ -167,6 +167,60 @@ async fn a_greedy_completion_is_the_same_alone_and_batched_with_prompts_of_other
     }
 }
 
+/// Requests that arrive while others decode, staggered the way an
+/// evaluation or a GRPO feeder sends them (a bounded number in flight, a new
+/// one as soon as one finishes), sharing a long prompt prefix with requests
+/// that already finished. Each completion must carry the log-probs of the
+/// learner's forward pass. With mistral.rs 0.8.1's prefix cache on, requests
+/// admitted this way reuse cached KV that does not belong to them; the
+/// engine keeps that cache off.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_arriving_while_others_decode_match_the_learner_forward_pass() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("micro");
+    preset::init(Preset::Micro, &model, 21).unwrap();
+    let engine = Engine::load(&model, 1).await.unwrap();
+    let jobs: Vec<(Vec<u32>, GenerateParams)> = (0..16u64)
+        .map(|i| {
+            let question = format!(
+                "User: Work it out step by step. What is {}+{}?\nAssistant: <think>",
+                10 + i % 4,
+                20 + i
+            );
+            let params = GenerateParams {
+                max_new_tokens: 6 + 5 * (i as usize % 4),
+                ..params(40 + i)
+            };
+            (engine.tokenizer().encode(&question).unwrap(), params)
+        })
+        .collect();
+    let results: Vec<_> = futures::stream::iter(jobs.iter().map(|(prompt, params)| {
+        let engine = &engine;
+        async move { engine.generate(prompt, 2, params).await.unwrap() }
+    }))
+    .buffered(4)
+    .collect()
+    .await;
+    let mut worst = (0f32, 0usize);
+    for (i, ((prompt, _), group)) in jobs.iter().zip(&results).enumerate() {
+        for completion in group {
+            let reference = reference_logprobs(&model, prompt, &completion.token_ids, 1.0);
+            for (a, b) in completion.logprobs.iter().zip(&reference) {
+                if (a - b).abs() > worst.0 {
+                    worst = ((a - b).abs(), i);
+                }
+            }
+        }
+    }
+    assert!(
+        worst.0 < 1e-3,
+        "request {} differs from the learner's forward pass by {} nats",
+        worst.1,
+        worst.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn qwen2_and_qwen3_checkpoints_sample_with_the_learners_log_probs() {
     use r1_learner::model::{ModelType, Policy};
