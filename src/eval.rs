@@ -83,8 +83,9 @@ pub struct EvalArgs {
     pub n: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Smallest and largest operand sizes, in digits.
-    #[arg(long, default_value_t = 1)]
+    /// Smallest and largest operand sizes, in digits (the defaults are the
+    /// default run's RL and held-out problems: two-digit sums).
+    #[arg(long, default_value_t = 2)]
     pub min_digits: u32,
     #[arg(long, default_value_t = 2)]
     pub max_digits: u32,

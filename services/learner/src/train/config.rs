@@ -161,7 +161,7 @@ pub struct GrpoConfig {
 impl Default for GrpoConfig {
     fn default() -> Self {
         Self {
-            steps: 150,
+            steps: 180,
             prompts_per_step: 16,
             group_size: 8,
             temperature: 1.0,
@@ -177,7 +177,7 @@ impl Default for GrpoConfig {
             max_staleness: 1,
             max_versions_ahead: 1,
             optim: OptimConfig {
-                lr: 5e-5,
+                lr: 1e-4,
                 ..OptimConfig::default()
             },
         }
