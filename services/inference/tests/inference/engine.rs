@@ -6,6 +6,7 @@ use r1_inference::engine::{Engine, EngineError, GenerateParams};
 use r1_learner::model::llama::token_logprobs_from_logits;
 use r1_learner::model::weights::load_policy;
 use r1_learner::preset::{self, Preset};
+use r1_proto::domain::Completion;
 
 /// Log-probs of `completion` after `prompt` under the learner's model, at
 /// sampling temperature `t`.
@@ -36,6 +37,20 @@ fn reference_logprobs(
     lp[0][prompt.len() - 1..].to_vec()
 }
 
+/// The largest difference, in nats, between the log-prob the sampler gave a
+/// token of `completions` and the learner's for the same token.
+fn largest_gap(dir: &std::path::Path, prompt: &[u32], completions: &[Completion]) -> f32 {
+    let mut worst = 0f32;
+    for completion in completions {
+        assert_eq!(completion.token_ids.len(), completion.logprobs.len());
+        let reference = reference_logprobs(dir, prompt, &completion.token_ids, 1.0);
+        for (a, b) in completion.logprobs.iter().zip(&reference) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    worst
+}
+
 fn params(seed: u64) -> GenerateParams {
     GenerateParams {
         temperature: 1.0,
@@ -64,17 +79,9 @@ async fn batched_samples_match_the_learner_forward_pass_token_by_token() {
     let distinct: std::collections::HashSet<_> =
         group.iter().map(|c| c.token_ids.clone()).collect();
     assert!(distinct.len() > 1, "different seeds gave identical samples");
-    let mut worst = 0f32;
-    let mut compared = 0;
-    for completion in &group {
-        assert_eq!(completion.token_ids.len(), completion.logprobs.len());
-        assert!(!completion.token_ids.is_empty());
-        let reference = reference_logprobs(&model, &prompt, &completion.token_ids, 1.0);
-        for (a, b) in completion.logprobs.iter().zip(&reference) {
-            worst = worst.max((a - b).abs());
-            compared += 1;
-        }
-    }
+    assert!(group.iter().all(|c| !c.token_ids.is_empty()));
+    let compared: usize = group.iter().map(|c| c.token_ids.len()).sum();
+    let worst = largest_gap(&model, &prompt, &group);
     // f32 forward passes of different kernels: agreement to ~1e-5 nats.
     assert!(
         worst < 1e-3,
@@ -204,13 +211,9 @@ async fn requests_arriving_while_others_decode_match_the_learner_forward_pass() 
     .await;
     let mut worst = (0f32, 0usize);
     for (i, ((prompt, _), group)) in jobs.iter().zip(&results).enumerate() {
-        for completion in group {
-            let reference = reference_logprobs(&model, prompt, &completion.token_ids, 1.0);
-            for (a, b) in completion.logprobs.iter().zip(&reference) {
-                if (a - b).abs() > worst.0 {
-                    worst = ((a - b).abs(), i);
-                }
-            }
+        let gap = largest_gap(&model, prompt, group);
+        if gap > worst.0 {
+            worst = (gap, i);
         }
     }
     assert!(
@@ -238,13 +241,7 @@ async fn qwen2_and_qwen3_checkpoints_sample_with_the_learners_log_probs() {
             .encode("User: What is 3+4?\nAssistant: <think>")
             .unwrap();
         let group = engine.generate(&prompt, 4, &params(11)).await.unwrap();
-        let mut worst = 0f32;
-        for c in &group {
-            let reference = reference_logprobs(&model, &prompt, &c.token_ids, 1.0);
-            for (a, b) in c.logprobs.iter().zip(&reference) {
-                worst = worst.max((a - b).abs());
-            }
-        }
+        let worst = largest_gap(&model, &prompt, &group);
         assert!(
             worst < 1e-3,
             "{model_type:?}: max log-prob difference {worst}"
