@@ -51,6 +51,15 @@ fn largest_gap(dir: &std::path::Path, prompt: &[u32], completions: &[Completion]
     worst
 }
 
+/// A micro model with random weights from `seed`, in a temporary folder
+/// (kept while the returned guard lives).
+fn micro_model(seed: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("micro");
+    preset::init(Preset::Micro, &model, seed).unwrap();
+    (dir, model)
+}
+
 fn params(seed: u64) -> GenerateParams {
     GenerateParams {
         temperature: 1.0,
@@ -64,9 +73,7 @@ fn params(seed: u64) -> GenerateParams {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batched_samples_match_the_learner_forward_pass_token_by_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("micro");
-    preset::init(Preset::Micro, &model, 7).unwrap();
+    let (_dir, model) = micro_model(7);
     let engine = Engine::load(&model, 1).await.unwrap();
     let prompt = engine
         .tokenizer()
@@ -91,9 +98,7 @@ async fn batched_samples_match_the_learner_forward_pass_token_by_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seeds_make_groups_reproducible_and_limits_are_respected() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("micro");
-    preset::init(Preset::Micro, &model, 8).unwrap();
+    let (_dir, model) = micro_model(8);
     let engine = Engine::load(&model, 3).await.unwrap();
     assert_eq!(engine.version(), 3);
     let prompt = engine
@@ -119,9 +124,7 @@ async fn seeds_make_groups_reproducible_and_limits_are_respected() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_file_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("micro");
-    preset::init(Preset::Micro, &model, 1).unwrap();
+    let (_dir, model) = micro_model(1);
     std::fs::remove_file(model.join("generation_config.json")).unwrap();
     let error = Engine::load(&model, 1).await.unwrap_err();
     assert!(
@@ -132,9 +135,7 @@ async fn a_missing_file_is_named() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_greedy_completion_is_the_same_alone_and_batched_with_prompts_of_other_lengths() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("micro");
-    preset::init(Preset::Micro, &model, 12).unwrap();
+    let (_dir, model) = micro_model(12);
     let engine = Engine::load(&model, 1).await.unwrap();
     let greedy = GenerateParams {
         temperature: 0.0,
@@ -184,9 +185,7 @@ async fn a_greedy_completion_is_the_same_alone_and_batched_with_prompts_of_other
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_arriving_while_others_decode_match_the_learner_forward_pass() {
     use futures::StreamExt;
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("micro");
-    preset::init(Preset::Micro, &model, 21).unwrap();
+    let (_dir, model) = micro_model(21);
     let engine = Engine::load(&model, 1).await.unwrap();
     let jobs: Vec<(Vec<u32>, GenerateParams)> = (0..16u64)
         .map(|i| {

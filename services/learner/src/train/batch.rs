@@ -16,6 +16,17 @@ impl Sequence {
     pub fn completion_len(&self) -> usize {
         self.tokens.len() - self.prompt_len
     }
+
+    /// Whether the token at `index` is a training target: a completion token
+    /// that some position predicts (the first token never is).
+    pub fn is_target(&self, index: usize) -> bool {
+        index >= self.prompt_len.max(1) && index < self.tokens.len()
+    }
+
+    /// Training targets of the sequence (the 1s of its row of the mask).
+    pub fn target_count(&self) -> usize {
+        self.tokens.len().saturating_sub(self.prompt_len.max(1))
+    }
 }
 
 /// Right-padded token ids and, aligned with the per-token log-probs
@@ -44,9 +55,7 @@ impl Batch {
             ids.extend(s.tokens.iter().copied());
             ids.extend(std::iter::repeat_n(pad, width - s.tokens.len()));
             for j in 0..width - 1 {
-                let target = j + 1;
-                let in_completion = target >= s.prompt_len.max(1) && target < s.tokens.len();
-                mask.push(if in_completion { 1.0f32 } else { 0.0 });
+                mask.push(if s.is_target(j + 1) { 1.0f32 } else { 0.0 });
             }
         }
         Ok(Self {
@@ -134,8 +143,7 @@ impl PackedBatch {
                 // Position j predicts j + 1; within a sequence, as in `Batch`.
                 // The last token of a sequence predicts nothing.
                 for target in 1..=s.tokens.len() {
-                    let in_completion = target >= s.prompt_len.max(1) && target < s.tokens.len();
-                    mask.push(if in_completion { 1.0f32 } else { 0.0 });
+                    mask.push(if s.is_target(target) { 1.0f32 } else { 0.0 });
                 }
             }
             ids.extend(std::iter::repeat_n(pad, width - used));
@@ -181,6 +189,22 @@ mod tests {
         // predicts 2 and 3 (positions 0, 1); padding is never a target.
         assert_eq!(mask, vec![vec![0.0, 1.0, 1.0], vec![1.0, 1.0, 0.0]]);
         assert_eq!(batch.tokens(), 4);
+    }
+
+    #[test]
+    fn totals_counted_from_sequences_match_the_padded_mask() {
+        let seq = |tokens: Vec<u32>, prompt_len| Sequence { tokens, prompt_len };
+        let sequences = [
+            seq(vec![1, 2, 3, 4], 2),
+            seq(vec![5, 6, 7], 0),
+            seq(vec![8], 1),
+            seq(vec![9, 10], 1),
+        ];
+        let batch = Batch::new(&sequences, 0, &Device::Cpu).unwrap();
+        assert_eq!(
+            crate::train::loss::Totals::of_sequences(&sequences),
+            crate::train::loss::Totals::of(&batch.mask).unwrap()
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use candle_core::{D, Result, Tensor};
 use serde::Deserialize;
 
+use super::batch::Sequence;
+
 /// How per-token losses become one number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -35,6 +37,15 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// The totals of the padded batch of `sequences`, without building it.
+    pub fn of_sequences(sequences: &[Sequence]) -> Self {
+        let targets: usize = sequences.iter().map(Sequence::target_count).sum();
+        Self {
+            tokens: (targets as f64).max(1.0),
+            sequences: sequences.len() as f64,
+        }
+    }
+
     pub fn of(mask: &Tensor) -> Result<Self> {
         Ok(Self {
             tokens: f64::from(mask.sum_all()?.to_scalar::<f32>()?).max(1.0),

@@ -181,16 +181,7 @@ impl Trainer {
         forward: impl Fn(&Llama, &C) -> Result<(Tensor, Tensor)>,
     ) -> Result<SftStats> {
         let started = Instant::now();
-        // What `Totals::of` would count on the padded batch's mask, without
-        // building that batch: targets from max(prompt_len, 1) to the end.
-        let targets: usize = sequences
-            .iter()
-            .map(|s| s.tokens.len().saturating_sub(s.prompt_len.max(1)))
-            .sum();
-        let totals = Totals {
-            tokens: (targets as f64).max(1.0),
-            sequences: sequences.len() as f64,
-        };
+        let totals = Totals::of_sequences(sequences);
         let mut grads = HashMap::new();
         let mut loss_sum = 0.0;
         for chunk in chunks {
@@ -214,8 +205,7 @@ impl Trainer {
     /// The SFT loss of `sequences` without updating (for evaluation).
     pub fn sft_loss(&self, sequences: &[Sequence], pad: u32) -> Result<f64> {
         let device = self.policy.model.device();
-        let full = Batch::new(sequences, pad, device)?;
-        let totals = Totals::of(&full.mask)?;
+        let totals = Totals::of_sequences(sequences);
         let mut sum = 0.0;
         for chunk in sequences.chunks(self.optim.micro_batch_size) {
             let batch = Batch::new(chunk, pad, device)?;
@@ -289,9 +279,8 @@ impl Trainer {
             return Ok(stats);
         }
 
-        let full = Batch::new(&sequences, pad, &device)?;
-        let totals = Totals::of(&full.mask)?;
-        stats.tokens = full.tokens();
+        let totals = Totals::of_sequences(&sequences);
+        stats.tokens = sequences.iter().map(Sequence::completion_len).sum();
         let objective = config.objective();
         let micro = self.optim.micro_batch_size;
         let mut grads = HashMap::new();
