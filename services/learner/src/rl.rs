@@ -8,7 +8,7 @@
 //! crash loses nothing: unacknowledged groups are delivered again to the
 //! restarted learner, which resumes from that checkpoint.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,14 +73,41 @@ pub struct Progress {
 pub type SharedProgress = Arc<Mutex<Progress>>;
 
 /// Extra state saved in checkpoints of the RL stage.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RlCheckpoint {
     pub counters: GroupCounters,
     /// Ids of every group used so far.
     pub seen: Vec<String>,
     /// Job ids issued and not yet answered, with their step.
     pub outstanding: Vec<(String, u64)>,
+    /// Groups issued for each step not yet trained (dynamic sampling);
+    /// steps missing here have `prompts_per_step`.
+    #[serde(default)]
+    pub batch_sizes: BTreeMap<u64, usize>,
+    /// Recent share of groups with a learning signal.
+    #[serde(default = "all_informative")]
+    pub informative_share: f64,
 }
+
+fn all_informative() -> f64 {
+    1.0
+}
+
+impl Default for RlCheckpoint {
+    /// The state of a stage that has not started.
+    fn default() -> Self {
+        Self {
+            counters: GroupCounters::default(),
+            seen: Vec::new(),
+            outstanding: Vec::new(),
+            batch_sizes: BTreeMap::new(),
+            informative_share: all_informative(),
+        }
+    }
+}
+
+/// Weight of the latest step in the running share of informative groups.
+const INFORMATIVE_SMOOTHING: f64 = 0.3;
 
 fn hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -125,6 +152,9 @@ struct Feeder {
     outstanding: VecDeque<(String, u64)>,
     issued_for_step: u64,
     replacements: u64,
+    /// Groups issued for each step not yet trained.
+    batch_sizes: BTreeMap<u64, usize>,
+    informative_share: f64,
 }
 
 impl Feeder {
@@ -203,6 +233,8 @@ pub async fn run(
         outstanding: resumed.outstanding.into_iter().collect(),
         issued_for_step: state.step + 1,
         replacements: 0,
+        batch_sizes: resumed.batch_sizes,
+        informative_share: resumed.informative_share,
     };
     // Jobs issued before a restart are still in the queue; issue the rest.
     if let Some(max_step) = feeder.outstanding.iter().map(|(_, s)| *s).max() {
@@ -249,7 +281,9 @@ pub async fn run(
             let step = feeder.issued_for_step;
             let step_version = version + (step - state.step);
             let min_version = step_version.saturating_sub(g.max_staleness).max(1);
-            for index in 0..g.prompts_per_step {
+            let prompts = g.prompts_for(feeder.informative_share);
+            feeder.batch_sizes.insert(step, prompts);
+            for index in 0..prompts {
                 let id = format!("{}-s{step}-p{index}", settings.run_id);
                 let job = feeder.job(step, index, min_version, id.clone());
                 if !already_issued.contains(&id) {
@@ -262,7 +296,12 @@ pub async fn run(
         }
 
         // Collect scored groups for this step.
-        while ready.len() < g.prompts_per_step && !shutdown.is_started() {
+        let wanted = feeder
+            .batch_sizes
+            .get(&state.step)
+            .copied()
+            .unwrap_or(g.prompts_per_step);
+        while ready.len() < wanted && !shutdown.is_started() {
             let batch = if first_read {
                 first_read = false;
                 scored.claim_pending().await?
@@ -322,7 +361,8 @@ pub async fn run(
             break;
         }
         // One update.
-        let batch: Vec<ScoredGroup> = ready.drain(..g.prompts_per_step).collect();
+        let batch: Vec<ScoredGroup> = ready.drain(..wanted).collect();
+        feeder.batch_sizes.remove(&state.step);
         for group in &batch {
             seen.insert(group.group.job.id.clone());
         }
@@ -338,6 +378,9 @@ pub async fn run(
         .await?;
         trainer = returned;
         let stats = stats?;
+        let groups = (stats.groups_used + stats.groups_dropped_uniform).max(1);
+        feeder.informative_share += INFORMATIVE_SMOOTHING
+            * (stats.groups_used as f64 / groups as f64 - feeder.informative_share);
         state.step += 1;
         version += 1;
         state.policy_version = version;
@@ -356,6 +399,8 @@ pub async fn run(
                 counters,
                 seen: seen.iter().cloned().collect(),
                 outstanding: feeder.outstanding.iter().cloned().collect(),
+                batch_sizes: feeder.batch_sizes.clone(),
+                informative_share: feeder.informative_share,
             };
             let dir = checkpoint::save(&settings.checkpoint_root, &files, &trainer, &state)?;
             let path = dir.join("rl.json");

@@ -70,6 +70,26 @@ impl Batch {
         self.completion_lens.iter().sum()
     }
 
+    /// The inverse of [`Self::completion_values`]: per-position values
+    /// `[B, T-1]` holding each sequence's completion values in order and
+    /// `fill` elsewhere.
+    pub fn place_completion_values(&self, values: &[Vec<f32>], fill: f32) -> Result<Tensor> {
+        let (rows, width) = self.mask.dims2()?;
+        let mask: Vec<Vec<f32>> = self.mask.to_vec2()?;
+        let mut out = Vec::with_capacity(rows * width);
+        for (row, seq_values) in mask.iter().zip(values) {
+            let mut next = seq_values.iter();
+            for m in row {
+                out.push(if *m > 0.0 {
+                    *next.next().unwrap_or(&fill)
+                } else {
+                    fill
+                });
+            }
+        }
+        Tensor::from_vec(out, (rows, width), self.mask.device())
+    }
+
     /// Picks, from per-position values `[B, T-1]`, each sequence's completion
     /// values in order.
     pub fn completion_values(&self, values: &Tensor) -> Result<Vec<Vec<f32>>> {
@@ -189,6 +209,12 @@ mod tests {
         // predicts 2 and 3 (positions 0, 1); padding is never a target.
         assert_eq!(mask, vec![vec![0.0, 1.0, 1.0], vec![1.0, 1.0, 0.0]]);
         assert_eq!(batch.tokens(), 4);
+        // Per-completion values go to the masked positions and come back.
+        let per_completion = vec![vec![-0.5, -1.5], vec![-2.0, -3.0]];
+        let placed = batch.place_completion_values(&per_completion, 0.0).unwrap();
+        let rows: Vec<Vec<f32>> = placed.to_vec2().unwrap();
+        assert_eq!(rows, vec![vec![0.0, -0.5, -1.5], vec![-2.0, -3.0, 0.0]]);
+        assert_eq!(batch.completion_values(&placed).unwrap(), per_completion);
     }
 
     #[test]

@@ -127,6 +127,18 @@ impl SftConfig {
     }
 }
 
+/// Which log-probs stand for the policy that sampled a group (the "old"
+/// policy of the importance ratio).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OldPolicy {
+    /// The learner's own before the update: ratio 1 at the first update,
+    /// ignoring that groups may be a version or two behind.
+    Learner,
+    /// The sampler's, sent with each completion: corrects for stale groups.
+    Sampler,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpoConfig {
@@ -151,10 +163,20 @@ pub struct GrpoConfig {
     pub scale_rewards: bool,
     /// Skip groups whose rewards are all equal (no learning signal).
     pub drop_uniform_groups: bool,
+    /// Dynamic sampling: with `drop_uniform_groups`, issue up to this many
+    /// prompts per step, as many as the recent share of groups with a
+    /// signal says are needed for `prompts_per_step` of them to carry one.
+    /// Unset: always `prompts_per_step`.
+    pub max_prompts_per_step: Option<usize>,
     /// Groups sampled by a policy more than this many versions old are rejected.
     pub max_staleness: u64,
     /// Prompt jobs issued ahead of the current policy version.
     pub max_versions_ahead: u64,
+    /// The "old" policy of the clipped ratio.
+    pub old_policy: OldPolicy,
+    /// Optimizer updates per batch of groups (PPO epochs); each one clips
+    /// the ratio to the same old policy.
+    pub updates_per_batch: u32,
     pub optim: OptimConfig,
 }
 
@@ -174,8 +196,11 @@ impl Default for GrpoConfig {
             loss_aggregation: LossAggregation::TokenMean,
             scale_rewards: true,
             drop_uniform_groups: true,
+            max_prompts_per_step: None,
             max_staleness: 1,
             max_versions_ahead: 1,
+            old_policy: OldPolicy::Learner,
+            updates_per_batch: 1,
             optim: OptimConfig {
                 lr: 1e-4,
                 ..OptimConfig::default()
@@ -196,9 +221,33 @@ impl GrpoConfig {
         }
     }
 
+    /// Prompts to issue for one step when a share `informative` of recent
+    /// groups carried a learning signal.
+    pub fn prompts_for(&self, informative: f64) -> usize {
+        match self.max_prompts_per_step {
+            Some(max) if self.drop_uniform_groups => {
+                let wanted = self.prompts_per_step as f64 / informative.max(1e-3);
+                (wanted.ceil() as usize).clamp(self.prompts_per_step, max)
+            }
+            _ => self.prompts_per_step,
+        }
+    }
+
     pub fn validate(&self, at: &str) -> Result<(), String> {
         if self.prompts_per_step == 0 {
             return Err(format!("{at}.prompts_per_step: must be at least 1"));
+        }
+        if self
+            .max_prompts_per_step
+            .is_some_and(|max| max < self.prompts_per_step)
+        {
+            return Err(format!(
+                "{at}.max_prompts_per_step: must be at least prompts_per_step ({})",
+                self.prompts_per_step
+            ));
+        }
+        if self.updates_per_batch == 0 {
+            return Err(format!("{at}.updates_per_batch: must be at least 1"));
         }
         if self.group_size < 2 {
             return Err(format!(
@@ -223,5 +272,45 @@ impl GrpoConfig {
             return Err(format!("{at}.kl_beta: must be ≥ 0"));
         }
         self.optim.validate(&format!("{at}.optim"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_sampling_issues_enough_prompts_for_the_signal_within_the_cap() {
+        let config = GrpoConfig {
+            prompts_per_step: 16,
+            max_prompts_per_step: Some(40),
+            ..GrpoConfig::default()
+        };
+        assert_eq!(config.prompts_for(1.0), 16);
+        assert_eq!(config.prompts_for(0.5), 32);
+        assert_eq!(config.prompts_for(0.45), 36);
+        assert_eq!(config.prompts_for(0.1), 40);
+        assert_eq!(config.prompts_for(0.0), 40);
+        // Off without a cap, or when uniform groups are trained on anyway.
+        let fixed = GrpoConfig {
+            max_prompts_per_step: None,
+            ..config.clone()
+        };
+        assert_eq!(fixed.prompts_for(0.1), 16);
+        let keeping = GrpoConfig {
+            drop_uniform_groups: false,
+            ..config.clone()
+        };
+        assert_eq!(keeping.prompts_for(0.1), 16);
+    }
+
+    #[test]
+    fn a_cap_below_the_batch_is_an_error() {
+        let config = GrpoConfig {
+            max_prompts_per_step: Some(8),
+            ..GrpoConfig::default()
+        };
+        let err = config.validate("grpo").unwrap_err();
+        assert!(err.contains("grpo.max_prompts_per_step"), "{err}");
     }
 }

@@ -8,5 +8,5 @@ pub mod optim;
 pub mod trainer;
 
 pub use batch::{Batch, PackedBatch, Sequence};
-pub use config::{GrpoConfig, OptimConfig, SftConfig};
+pub use config::{GrpoConfig, OldPolicy, OptimConfig, SftConfig};
 pub use trainer::{GrpoStats, SftStats, TrainGroup, Trainer};

@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::{Result, Tensor};
 
 use super::batch::{Batch, PackedBatch, Sequence};
-use super::config::{GrpoConfig, OptimConfig};
+use super::config::{GrpoConfig, OldPolicy, OptimConfig};
 use super::loss::{Totals, advantages, grpo_loss, sft_loss};
 use super::optim::{AdamW, clip_grad_norm};
 use crate::model::{Llama, Policy};
@@ -37,10 +37,12 @@ pub struct SftStats {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GrpoStats {
+    /// Loss, KL and entropy are those before the first update of the batch.
     pub loss: f64,
     pub reward_mean: f64,
     pub reward_std: f64,
     pub accuracy: f64,
+    /// Share of tokens whose ratio was clipped, over every update.
     pub clip_fraction: f64,
     pub kl: f64,
     pub entropy: f64,
@@ -283,53 +285,77 @@ impl Trainer {
         stats.tokens = sequences.iter().map(Sequence::completion_len).sum();
         let objective = config.objective();
         let micro = self.optim.micro_batch_size;
-        let mut grads = HashMap::new();
+        let batches = sequences
+            .chunks(micro)
+            .map(|chunk| Batch::new(chunk, pad, &device))
+            .collect::<Result<Vec<_>>>()?;
+        // The old policy's log-probs, fixed for every update on this batch.
+        let mut olds: Vec<Option<Tensor>> = vec![None; batches.len()];
         let (mut clip_weighted, mut kl_weighted, mut entropy_weighted, mut mismatch_sum) =
             (0.0, 0.0, 0.0, 0.0);
         let mut mismatch_tokens = 0usize;
-        for (chunk_index, chunk) in sequences.chunks(micro).enumerate() {
-            let offset = chunk_index * micro;
-            let batch = Batch::new(chunk, pad, &device)?;
-            let chunk_tokens = batch.tokens() as f64;
-            let (logprobs, entropy) = self.policy.model.token_logprobs_and_entropy(&batch.ids)?;
-            // The learner's own log-probs before the update stand for the
-            // sampling policy; the sampler's are compared with them.
-            let old = logprobs.detach();
-            for (i, values) in batch.completion_values(&old)?.iter().enumerate() {
-                for (a, b) in values.iter().zip(&sampler[offset + i]) {
-                    mismatch_sum += f64::from((a - b).abs());
-                    mismatch_tokens += 1;
+        let updates = config.updates_per_batch.max(1);
+        for update in 0..updates {
+            let first = update == 0;
+            let mut grads = HashMap::new();
+            for (index, batch) in batches.iter().enumerate() {
+                let offset = index * micro;
+                let rows = offset..offset + batch.completion_lens.len();
+                let chunk_tokens = batch.tokens() as f64;
+                let (logprobs, entropy) =
+                    self.policy.model.token_logprobs_and_entropy(&batch.ids)?;
+                if first {
+                    let current = logprobs.detach();
+                    for (values, sampled) in batch
+                        .completion_values(&current)?
+                        .iter()
+                        .zip(&sampler[rows.clone()])
+                    {
+                        for (a, b) in values.iter().zip(sampled) {
+                            mismatch_sum += f64::from((a - b).abs());
+                            mismatch_tokens += 1;
+                        }
+                    }
+                    olds[index] = Some(match config.old_policy {
+                        OldPolicy::Learner => current,
+                        OldPolicy::Sampler => {
+                            batch.place_completion_values(&sampler[rows.clone()], 0.0)?
+                        }
+                    });
                 }
+                let old = olds[index].as_ref().expect("set at the first update");
+                let reference_logprobs = match reference {
+                    Some(r) => Some(r.token_logprobs(&batch.ids)?.detach()),
+                    None => None,
+                };
+                let adv = Tensor::new(&seq_advantages[rows], &device)?;
+                let (loss, s) = grpo_loss(
+                    &logprobs,
+                    old,
+                    reference_logprobs.as_ref(),
+                    &adv,
+                    &batch.mask,
+                    &objective,
+                    totals,
+                )?;
+                clip_weighted += s.clip_fraction * chunk_tokens;
+                if first {
+                    stats.loss += f64::from(loss.to_scalar::<f32>()?);
+                    kl_weighted += s.kl * chunk_tokens;
+                    let ent = f64::from((entropy * &batch.mask)?.sum_all()?.to_scalar::<f32>()?);
+                    entropy_weighted += ent;
+                }
+                self.accumulate(&loss, &mut grads)?;
             }
-            let reference_logprobs = match reference {
-                Some(r) => Some(r.token_logprobs(&batch.ids)?.detach()),
-                None => None,
-            };
-            let adv = Tensor::new(&seq_advantages[offset..offset + chunk.len()], &device)?;
-            let (loss, s) = grpo_loss(
-                &logprobs,
-                &old,
-                reference_logprobs.as_ref(),
-                &adv,
-                &batch.mask,
-                &objective,
-                totals,
-            )?;
-            stats.loss += f64::from(loss.to_scalar::<f32>()?);
-            clip_weighted += s.clip_fraction * chunk_tokens;
-            kl_weighted += s.kl * chunk_tokens;
-            let ent = f64::from((entropy * &batch.mask)?.sum_all()?.to_scalar::<f32>()?);
-            entropy_weighted += ent;
-            self.accumulate(&loss, &mut grads)?;
+            let (grad_norm, lr) = self.apply(grads, total_steps * u64::from(updates))?;
+            stats.grad_norm = grad_norm;
+            stats.lr = lr;
         }
         let tokens = stats.tokens.max(1) as f64;
-        stats.clip_fraction = clip_weighted / tokens;
+        stats.clip_fraction = clip_weighted / (tokens * f64::from(updates));
         stats.kl = kl_weighted / tokens;
         stats.entropy = entropy_weighted / tokens;
         stats.logprob_mismatch = mismatch_sum / mismatch_tokens.max(1) as f64;
-        let (grad_norm, lr) = self.apply(grads, total_steps)?;
-        stats.grad_norm = grad_norm;
-        stats.lr = lr;
         stats.seconds = started.elapsed().as_secs_f64();
         Ok(stats)
     }

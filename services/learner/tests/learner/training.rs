@@ -4,7 +4,7 @@ use candle_core::Device;
 use r1_learner::checkpoint::{self, TrainState};
 use r1_learner::model::Policy;
 use r1_learner::preset::Preset;
-use r1_learner::train::{GrpoConfig, OptimConfig, Sequence, TrainGroup, Trainer};
+use r1_learner::train::{Batch, GrpoConfig, OldPolicy, OptimConfig, Sequence, TrainGroup, Trainer};
 
 fn optim() -> OptimConfig {
     OptimConfig {
@@ -157,6 +157,56 @@ fn grpo_raises_the_likelihood_of_rewarded_completions_and_skips_uniform_groups()
         bad_after > bad_before,
         "punished NLL {bad_before} → {bad_after}"
     );
+}
+
+/// [`groups`] with the sampler's log-probs set to `trainer`'s own.
+fn groups_sampled_by(trainer: &Trainer) -> Vec<TrainGroup> {
+    groups()
+        .into_iter()
+        .map(|mut group| {
+            let batch = Batch::new(&group.sequences, 256, &Device::Cpu).unwrap();
+            let own = trainer.policy().model.token_logprobs(&batch.ids).unwrap();
+            group.sampler_logprobs = batch.completion_values(&own).unwrap();
+            group
+        })
+        .collect()
+}
+
+#[test]
+fn the_sampler_as_old_policy_matches_the_learner_when_they_agree_and_later_updates_clip() {
+    let run = |old_policy: OldPolicy, updates_per_batch: u32, lr: f64| {
+        let policy = Policy::random(&Preset::Micro.config(), 5, &Device::Cpu).unwrap();
+        let mut trainer = Trainer::new(policy, OptimConfig { lr, ..optim() }).unwrap();
+        let config = GrpoConfig {
+            group_size: 3,
+            old_policy,
+            updates_per_batch,
+            ..GrpoConfig::default()
+        };
+        let groups = groups_sampled_by(&trainer);
+        let stats = trainer.grpo_step(&groups, &config, None, 256, 1).unwrap();
+        let after = trainer.sft_loss(&sequences()[0..3], 256).unwrap();
+        (stats, after, trainer.step())
+    };
+    let (learner, learner_after, _) = run(OldPolicy::Learner, 1, 3e-3);
+    let (sampler, sampler_after, steps) = run(OldPolicy::Sampler, 1, 3e-3);
+    assert!(
+        sampler.logprob_mismatch < 1e-5,
+        "{}",
+        sampler.logprob_mismatch
+    );
+    assert!((learner.loss - sampler.loss).abs() < 1e-5);
+    assert!(
+        (learner_after - sampler_after).abs() < 1e-5,
+        "{learner_after} vs {sampler_after}"
+    );
+    assert_eq!(steps, 1);
+    assert_eq!(sampler.clip_fraction, 0.0);
+    // Later updates on the same batch move away from the old policy and
+    // clip; each is an optimizer step.
+    let (epochs, _, steps) = run(OldPolicy::Sampler, 4, 3e-2);
+    assert_eq!(steps, 4);
+    assert!(epochs.clip_fraction > 0.0, "{epochs:?}");
 }
 
 #[test]
