@@ -106,22 +106,25 @@ fn digits(n: i64) -> Vec<u32> {
         .collect()
 }
 
-/// Column addition, ones first: "7+5=12, carry 1. 4+8+1=13. 47+85=132."
+/// Column addition, ones first, a carry added as its own step (so every
+/// step is a one-digit sum or an increment):
+/// "7+5=12, carry 1. 4+8=12, 12+1=13. 47+85=132."
 fn add_steps(a: i64, b: i64) -> String {
     let (da, db) = (digits(a), digits(b));
+    let columns = da.len().max(db.len());
     let mut parts = Vec::new();
     let mut carry = 0;
-    for i in 0..da.len().max(db.len()) {
+    for i in 0..columns {
         let x = da.get(i).copied().unwrap_or(0);
         let y = db.get(i).copied().unwrap_or(0);
         let s = x + y + carry;
         let step = if carry > 0 {
-            format!("{x}+{y}+{carry}={s}")
+            format!("{x}+{y}={}, {}+{carry}={s}", x + y, x + y)
         } else {
             format!("{x}+{y}={s}")
         };
         carry = s / 10;
-        parts.push(if carry > 0 && i + 1 < da.len().max(db.len()) {
+        parts.push(if carry > 0 && i + 1 < columns {
             format!("{step}, carry {carry}.")
         } else {
             format!("{step}.")
@@ -336,7 +339,11 @@ mod tests {
 
     #[test]
     fn column_steps_are_readable() {
-        assert_eq!(add_steps(47, 85), "7+5=12, carry 1. 4+8+1=13. 47+85=132.");
+        assert_eq!(
+            add_steps(47, 85),
+            "7+5=12, carry 1. 4+8=12, 12+1=13. 47+85=132."
+        );
+        assert_eq!(add_steps(19, 3), "9+3=12, carry 1. 1+0=1, 1+1=2. 19+3=22.");
         assert_eq!(sub_steps(52, 17), "12-7=5, borrow 1. 4-1=3. 52-17=35.");
         assert_eq!(
             sub_steps(3, 9),

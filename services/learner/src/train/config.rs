@@ -102,7 +102,7 @@ impl Default for SftConfig {
     fn default() -> Self {
         Self {
             data: None,
-            steps: 300,
+            steps: 220,
             batch_size: 32,
             max_tokens: 512,
             packing: false,
@@ -183,7 +183,7 @@ pub struct GrpoConfig {
 impl Default for GrpoConfig {
     fn default() -> Self {
         Self {
-            steps: 180,
+            steps: 120,
             prompts_per_step: 16,
             group_size: 8,
             temperature: 1.0,
@@ -203,6 +203,7 @@ impl Default for GrpoConfig {
             updates_per_batch: 1,
             optim: OptimConfig {
                 lr: 1e-4,
+                decay: Decay::Cosine,
                 ..OptimConfig::default()
             },
         }
