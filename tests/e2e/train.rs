@@ -27,11 +27,11 @@ problems = 8
 max_new_tokens = 24
 "#;
 
-#[test]
-fn a_short_recipe_completes_with_a_complete_run_directory() {
+/// Runs `r1 train` on `recipe`; returns the temporary dir and the run directory.
+fn train(recipe: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("short.toml");
-    std::fs::write(&config, SHORT_RECIPE).unwrap();
+    std::fs::write(&config, recipe).unwrap();
     let out = dir.path().join("run");
     let output = Command::new(env!("CARGO_BIN_EXE_r1"))
         .args(["train", "--config"])
@@ -46,6 +46,24 @@ fn a_short_recipe_completes_with_a_complete_run_directory() {
         "r1 train failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    (dir, out)
+}
+
+fn metrics(out: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn summary(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_short_recipe_completes_with_a_complete_run_directory() {
+    let (_dir, out) = train(SHORT_RECIPE);
 
     // Models in Hugging Face layout after each stage.
     for stage in ["init", "sft", "final"] {
@@ -73,11 +91,7 @@ fn a_short_recipe_completes_with_a_complete_run_directory() {
     }
     assert!(out.join("checkpoints/latest").is_file());
     // Metrics of every stage and evaluations before and after each.
-    let rows: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = metrics(&out);
     assert_eq!(rows.iter().filter(|r| r["stage"] == "sft").count(), 6);
     assert_eq!(rows.iter().filter(|r| r["stage"] == "grpo").count(), 4);
     let evals: Vec<&str> = rows
@@ -87,8 +101,7 @@ fn a_short_recipe_completes_with_a_complete_run_directory() {
         .collect();
     assert_eq!(evals, vec!["init", "sft", "grpo"]);
     // Every group scored exactly once and trained on once.
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = summary(&out);
     assert_eq!(summary["policy_version"], 5);
     assert_eq!(summary["groups_accepted"], 16);
     assert_eq!(summary["groups_duplicate"], 0);
@@ -105,6 +118,45 @@ fn a_short_recipe_completes_with_a_complete_run_directory() {
         let bytes = std::fs::read(out.join(chart)).unwrap();
         assert_eq!(&bytes[1..4], b"PNG", "{chart} is not a PNG");
     }
+}
+
+#[test]
+fn dynamic_sampling_grows_the_batch_while_groups_carry_no_signal_and_trains_each_group_once() {
+    // With the random micro model nearly every group is uniform (no answer
+    // is right), so later steps get more prompts, up to the cap; the
+    // sampler's log-probs are the old policy, two updates per batch.
+    let recipe = SHORT_RECIPE.replace(
+        "[grpo]\n",
+        "[grpo]\nmax_prompts_per_step = 7\nold_policy = \"sampler\"\nupdates_per_batch = 2\n",
+    );
+    let (_dir, out) = train(&recipe);
+    let batches: Vec<(u64, u64)> = metrics(&out)
+        .iter()
+        .filter(|r| r["stage"] == "grpo")
+        .map(|r| {
+            let used = r["groups_used"].as_u64().unwrap();
+            (used, used + r["groups_dropped_uniform"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(batches.len(), 4);
+    // The first two steps are issued before any signal is measured.
+    assert_eq!((batches[0].1, batches[1].1), (4, 4), "{batches:?}");
+    for (step, (used, size)) in batches.iter().enumerate() {
+        assert!((4..=7).contains(size), "step {step}: {batches:?}");
+        if step >= 2 && batches[step - 2].0 < batches[step - 2].1 {
+            // A step that dropped groups raises the count two steps later.
+            assert!(*size > 4, "step {step}: {batches:?}");
+        }
+        assert!(used <= size);
+    }
+    let summary = summary(&out);
+    let trained: u64 = batches.iter().map(|(_, size)| size).sum();
+    assert_eq!(summary["policy_version"], 5);
+    assert_eq!(summary["groups_accepted"], trained, "{summary}");
+    assert_eq!(summary["jobs_issued"], trained, "{summary}");
+    assert_eq!(summary["rollouts"], trained, "{summary}");
+    assert_eq!(summary["scored"], trained, "{summary}");
+    assert_eq!(summary["groups_duplicate"], 0);
 }
 
 #[test]
