@@ -289,8 +289,9 @@ impl Trainer {
             .chunks(micro)
             .map(|chunk| Batch::new(chunk, pad, &device))
             .collect::<Result<Vec<_>>>()?;
-        // The old policy's log-probs, fixed for every update on this batch.
-        let mut olds: Vec<Option<Tensor>> = vec![None; batches.len()];
+        // Per micro-batch, the old policy's and the reference's log-probs:
+        // computed at the first update, the same for every later one.
+        let mut fixed: Vec<Option<(Tensor, Option<Tensor>)>> = vec![None; batches.len()];
         let (mut clip_weighted, mut kl_weighted, mut entropy_weighted, mut mismatch_sum) =
             (0.0, 0.0, 0.0, 0.0);
         let mut mismatch_tokens = 0usize;
@@ -316,18 +317,20 @@ impl Trainer {
                             mismatch_tokens += 1;
                         }
                     }
-                    olds[index] = Some(match config.old_policy {
+                    let old = match config.old_policy {
                         OldPolicy::Learner => current,
                         OldPolicy::Sampler => {
                             batch.place_completion_values(&sampler[rows.clone()], 0.0)?
                         }
-                    });
+                    };
+                    let reference_logprobs = match reference {
+                        Some(r) => Some(r.token_logprobs(&batch.ids)?.detach()),
+                        None => None,
+                    };
+                    fixed[index] = Some((old, reference_logprobs));
                 }
-                let old = olds[index].as_ref().expect("set at the first update");
-                let reference_logprobs = match reference {
-                    Some(r) => Some(r.token_logprobs(&batch.ids)?.detach()),
-                    None => None,
-                };
+                let (old, reference_logprobs) =
+                    fixed[index].as_ref().expect("set at the first update");
                 let adv = Tensor::new(&seq_advantages[rows], &device)?;
                 let (loss, s) = grpo_loss(
                     &logprobs,
