@@ -81,7 +81,7 @@ impl Default for TaskConfig {
                 word_problems: 0.0,
             },
             // Two-digit sums only: the cold start saw them as a quarter of
-            // its problems and gets about 60 % right, so RL has headroom.
+            // its problems and gets about two thirds right, so RL has headroom.
             rl: Difficulty {
                 min_digits: 2,
                 max_digits: 2,
