@@ -6,11 +6,14 @@
 //!
 //! # Layout
 //!
-//! * [`language`] — the languages we run and their interpreters' argv.
+//! * [`language`] — the languages we run, and QuickJS's argv.
 //! * [`limits`] — per-run limits and their defaults.
 //! * [`outcome`] — what a run produced and how it ended.
-//! * [`modules`] — interpreter modules: loading, checking, and the on-disk
-//!   cache of precompiled machine code.
+//! * [`modules`] — interpreters: loading, checking, and the on-disk cache of
+//!   precompiled machine code.
+//! * [`python`] — the pre-initialised CPython snapshot: building and caching.
+//! * [`python_host`] — the host side of the Python component and one call.
+//! * [`store`] — one run's store with its limits armed, and what it used.
 //! * [`limiter`] — the memory limiter of one run, which records the peak.
 //! * [`pipe`] — stdout and stderr in memory, capped.
 //! * [`sandbox`] — the engine, the instance pool and one run from start to end.
@@ -21,7 +24,10 @@ pub mod limits;
 pub mod modules;
 pub mod outcome;
 pub mod pipe;
+pub mod python;
+pub mod python_host;
 pub mod sandbox;
+pub mod store;
 
 pub use language::Language;
 pub use limits::Limits;

@@ -1,8 +1,9 @@
-//! The interpreter modules: read from the artefact folder filled by
+//! The interpreters: read from the artefact folder filled by
 //! `scripts/fetch-artefacts`, checked against their pinned sha256, and
 //! compiled once. Machine code is cached on disk keyed by the module's hash
-//! and the engine's compatibility hash, so a start costs a file map rather
-//! than a 15-second compile.
+//! (for Python, the snapshot's inputs, see [`crate::python`]) and the
+//! engine's compatibility hash, so a start costs a file map rather than a
+//! compile.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
 use crate::language::Language;
+use crate::python::PythonRuntime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
@@ -36,18 +38,16 @@ pub enum ModuleError {
     Compile { path: PathBuf, message: String },
 }
 
-/// The pinned sha256 of each interpreter (see NOTES.md and fetch-artefacts).
-pub fn pinned_sha256(language: Language) -> &'static str {
-    match language {
-        Language::Python => "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763",
-        Language::JavaScript => "f9742952f9989b1558c4a79bedfb351d6ca33ff22a41e886517cae5196e6d783",
-    }
-}
+/// The pinned sha256 of QuickJS (see NOTES.md and fetch-artefacts).
+const QUICKJS_SHA256: &str = "f9742952f9989b1558c4a79bedfb351d6ca33ff22a41e886517cae5196e6d783";
+
+/// QuickJS's file in the artefact folder.
+const QUICKJS_FILE: &str = "quickjs.wasm";
 
 /// Where interpreters come from and where compiled code is kept.
 #[derive(Debug, Clone)]
 pub struct Interpreters {
-    /// Holds `python.wasm` and `quickjs.wasm`.
+    /// Holds `quickjs.wasm` and the Python standard library.
     pub artefacts_dir: PathBuf,
     /// Precompiled machine code, one `.cwasm` per module and engine build.
     pub compiled_dir: PathBuf,
@@ -62,9 +62,10 @@ impl Interpreters {
         }
     }
 
-    /// Loads one interpreter, compiling it only when no cached code fits.
-    pub fn load(&self, engine: &Engine, language: Language) -> Result<Module, ModuleError> {
-        let path = self.artefacts_dir.join(language.module_file());
+    /// Loads QuickJS, compiling it only when no cached code fits.
+    pub fn load_quickjs(&self, engine: &Engine) -> Result<Module, ModuleError> {
+        let language = Language::JavaScript;
+        let path = self.artefacts_dir.join(QUICKJS_FILE);
         let bytes = fs::read(&path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => ModuleError::Missing {
                 language,
@@ -76,7 +77,7 @@ impl Interpreters {
             },
         })?;
         let actual = hex::encode(Sha256::digest(&bytes));
-        let expected = pinned_sha256(language);
+        let expected = QUICKJS_SHA256;
         if actual != expected {
             return Err(ModuleError::Checksum {
                 language,
@@ -111,24 +112,30 @@ impl Interpreters {
             path: path.clone(),
             message: format!("{e:#}"),
         })?;
-        if let Err(e) = store_compiled(&module, &compiled) {
+        let stored = module
+            .serialize()
+            .map_err(|e| std::io::Error::other(format!("{e:#}")))
+            .and_then(|bytes| store_compiled(&bytes, &compiled));
+        if let Err(e) = stored {
             tracing::warn!(path = %compiled.display(), error = %e, "cannot cache compiled interpreter");
         }
         Ok(module)
     }
+
+    /// Loads the pre-initialised Python snapshot, building it when needed.
+    pub fn load_python(&self, engine: &Engine) -> Result<PythonRuntime, ModuleError> {
+        PythonRuntime::load(engine, &self.artefacts_dir, &self.compiled_dir)
+    }
 }
 
-fn engine_fingerprint(engine: &Engine) -> u64 {
+pub(crate) fn engine_fingerprint(engine: &Engine) -> u64 {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.finish()
 }
 
 /// Writes next to the target and renames, so readers never see half a file.
-fn store_compiled(module: &Module, path: &Path) -> std::io::Result<()> {
-    let bytes = module
-        .serialize()
-        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+pub(crate) fn store_compiled(bytes: &[u8], path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -145,9 +152,7 @@ mod tests {
     fn a_missing_interpreter_names_the_script_that_fetches_it() {
         let dir = tempfile::tempdir().unwrap();
         let interpreters = Interpreters::in_cache(dir.path());
-        let err = interpreters
-            .load(&Engine::default(), Language::Python)
-            .unwrap_err();
+        let err = interpreters.load_quickjs(&Engine::default()).unwrap_err();
         assert!(matches!(err, ModuleError::Missing { .. }));
         assert!(err.to_string().contains("scripts/fetch-artefacts wasm"));
     }
@@ -158,9 +163,7 @@ mod tests {
         let interpreters = Interpreters::in_cache(dir.path());
         fs::create_dir_all(&interpreters.artefacts_dir).unwrap();
         fs::write(interpreters.artefacts_dir.join("quickjs.wasm"), b"\0asm").unwrap();
-        let err = interpreters
-            .load(&Engine::default(), Language::JavaScript)
-            .unwrap_err();
+        let err = interpreters.load_quickjs(&Engine::default()).unwrap_err();
         assert!(matches!(err, ModuleError::Checksum { .. }), "{err}");
     }
 }

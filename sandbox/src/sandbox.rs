@@ -2,36 +2,39 @@
 //! by every run; a fresh store and instance per run, from a pool of
 //! preallocated, copy-on-write instance slots.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig,
-    Store, Trap, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig, Trap,
 };
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
-use crate::language::Language;
-use crate::limiter::RunLimiter;
+use crate::language::{Language, quickjs_argv};
 use crate::limits::{Limits, MAX_MEMORY_BYTES};
 use crate::modules::{Interpreters, ModuleError};
 use crate::outcome::{RunOutcome, RunStatus};
 use crate::pipe::CappedPipe;
+use crate::python_host::PythonInterpreter;
+use crate::store::{Ended, Metered, RunState, metered};
 
 /// How often the engine's epoch advances; the wall-time check runs per tick.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
-/// Extra time before a run blocked in a host call (a sleep) is abandoned.
-const HOST_CALL_SLACK: Duration = Duration::from_millis(50);
 /// Native stack for guest code; deep recursion traps past it.
 const WASM_STACK_BYTES: usize = 4 << 20;
+/// Core instances, memories and tables one run may hold: QuickJS is one
+/// module; the Python component links CPython, its C libraries, eryx's
+/// runtime and the WASI adapter, each a core instance.
+const CORE_INSTANCES_PER_RUN: u32 = 32;
+const MEMORIES_PER_RUN: u32 = 4;
+const TABLES_PER_RUN: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -80,15 +83,16 @@ pub struct Program {
     pub limits: Limits,
 }
 
-/// The state of one run's store.
-struct RunState {
-    wasi: WasiP1Ctx,
-    limiter: RunLimiter,
+/// The loaded interpreter a run uses.
+enum Interpreter<'a> {
+    QuickJs(&'a InstancePre<RunState<WasiP1Ctx>>),
+    Python(&'a PythonInterpreter),
 }
 
 struct Inner {
     engine: Engine,
-    interpreters: HashMap<Language, InstancePre<RunState>>,
+    javascript: Option<InstancePre<RunState<WasiP1Ctx>>>,
+    python: Option<PythonInterpreter>,
     default_limits: Limits,
     slots: Semaphore,
     ticker_stop: Arc<AtomicBool>,
@@ -137,16 +141,25 @@ impl Sandbox {
             .validate()
             .map_err(SandboxError::InvalidLimits)?;
         let engine = build_engine(config.max_concurrent_runs)?;
-        let mut linker: Linker<RunState> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut RunState| &mut state.wasi)
-            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
-        let mut interpreters = HashMap::new();
+        let mut javascript = None;
+        let mut python = None;
         for &language in &config.languages {
-            let module = config.interpreters.load(&engine, language)?;
-            let pre = linker
-                .instantiate_pre(&module)
-                .map_err(|e| SandboxError::Engine(format!("linking {language}: {e:#}")))?;
-            interpreters.insert(language, pre);
+            match language {
+                Language::JavaScript => {
+                    let module = config.interpreters.load_quickjs(&engine)?;
+                    let mut linker: Linker<RunState<WasiP1Ctx>> = Linker::new(&engine);
+                    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.guest)
+                        .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+                    let pre = linker
+                        .instantiate_pre(&module)
+                        .map_err(|e| SandboxError::Engine(format!("linking {language}: {e:#}")))?;
+                    javascript = Some(pre);
+                }
+                Language::Python => {
+                    let runtime = config.interpreters.load_python(&engine)?;
+                    python = Some(PythonInterpreter::new(&engine, runtime)?);
+                }
+            }
         }
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -165,7 +178,8 @@ impl Sandbox {
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                interpreters,
+                javascript,
+                python,
                 default_limits: config.default_limits,
                 slots: Semaphore::new(config.max_concurrent_runs as usize),
                 ticker_stop,
@@ -175,8 +189,13 @@ impl Sandbox {
     }
 
     pub fn languages(&self) -> Vec<Language> {
-        let mut languages: Vec<_> = self.inner.interpreters.keys().copied().collect();
-        languages.sort_by_key(|l| l.name());
+        let mut languages = Vec::new();
+        if self.inner.javascript.is_some() {
+            languages.push(Language::JavaScript);
+        }
+        if self.inner.python.is_some() {
+            languages.push(Language::Python);
+        }
         languages
     }
 
@@ -206,11 +225,11 @@ impl Sandbox {
             limits,
         } = program;
         limits.validate().map_err(SandboxError::InvalidLimits)?;
-        let pre = self
-            .inner
-            .interpreters
-            .get(&language)
-            .ok_or(SandboxError::Unavailable(language))?;
+        let interpreter = match language {
+            Language::JavaScript => self.inner.javascript.as_ref().map(Interpreter::QuickJs),
+            Language::Python => self.inner.python.as_ref().map(Interpreter::Python),
+        }
+        .ok_or(SandboxError::Unavailable(language))?;
         if source.contains('\0') {
             return Ok(refused("source code cannot contain NUL bytes"));
         }
@@ -223,60 +242,47 @@ impl Sandbox {
 
         let stdout = CappedPipe::new(limits.stdout_bytes);
         let stderr = CappedPipe::new(limits.stderr_bytes);
-        // No environment, no preopened folders, no sockets: WASI gives the
+        let engine = &self.inner.engine;
+        // No environment, no writable folders, no sockets: WASI gives the
         // guest nothing it is not handed here.
-        let wasi = WasiCtxBuilder::new()
-            .stdin(MemoryInputPipe::new(stdin))
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .args(&language.argv(&source))
-            .build_p1();
-        let mut store = Store::new(
-            &self.inner.engine,
-            RunState {
-                wasi,
-                limiter: RunLimiter::new(limits.memory_bytes),
-            },
-        );
-        store.limiter(|state| &mut state.limiter);
-        let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
-        store
-            .set_fuel(fuel_budget)
-            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
-        let started = Instant::now();
-        let deadline = started + limits.wall_time;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Continue(1)
-            })
-        });
-
-        let run = async {
-            let instance = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(Ended::Start)?;
-            let start = instance
-                .get_typed_func::<(), ()>(&mut store, "_start")
-                .map_err(Ended::Start)?;
-            start.call_async(&mut store, ()).await.map_err(Ended::Guest)
+        let Metered {
+            ended,
+            wall_time,
+            fuel_used,
+            peak_memory_bytes,
+            memory_refused,
+        } = match interpreter {
+            Interpreter::QuickJs(pre) => {
+                let wasi = WasiCtxBuilder::new()
+                    .stdin(MemoryInputPipe::new(stdin))
+                    .stdout(stdout.clone())
+                    .stderr(stderr.clone())
+                    .args(&quickjs_argv(&source))
+                    .build_p1();
+                metered(engine, wasi, &limits, async |store| {
+                    let instance = pre
+                        .instantiate_async(&mut *store)
+                        .await
+                        .map_err(Ended::Start)?;
+                    let start = instance
+                        .get_typed_func::<(), ()>(&mut *store, "_start")
+                        .map_err(Ended::Start)?;
+                    start
+                        .call_async(&mut *store, ())
+                        .await
+                        .map_err(Ended::Guest)?;
+                    Ok(0)
+                })
+                .await?
+            }
+            Interpreter::Python(python) => {
+                let guest = python.guest(stdin, &stdout, &stderr)?;
+                metered(engine, guest, &limits, async |store| {
+                    python.call(store, &source).await
+                })
+                .await?
+            }
         };
-        // The epoch check stops guest code; the timer also stops a guest
-        // blocked in a host call (a sleep), which epochs cannot interrupt.
-        let ended = match tokio::time::timeout(limits.wall_time + HOST_CALL_SLACK, run).await {
-            Ok(Ok(())) => Ended::Exit(0),
-            Ok(Err(ended)) => ended,
-            Err(_) => Ended::WallTime,
-        };
-        let wall_time = started.elapsed();
-        let fuel_used = fuel_budget.saturating_sub(store.get_fuel().unwrap_or(0));
-        let limiter = &store.data().limiter;
-        let peak_memory_bytes = limiter.peak_memory_bytes as u64;
-        let memory_refused = limiter.memory_refused;
-        drop(store);
 
         let (status, exit_code, message) = classify(
             ended,
@@ -296,16 +302,6 @@ impl Sandbox {
             message,
         })
     }
-}
-
-/// How the guest call returned.
-enum Ended {
-    Exit(i32),
-    WallTime,
-    /// Instantiation failed (out of memory at start, or the host).
-    Start(wasmtime::Error),
-    /// The guest trapped or called `proc_exit`.
-    Guest(wasmtime::Error),
 }
 
 type Classified = (RunStatus, Option<i32>, Option<String>);
@@ -411,9 +407,13 @@ fn refused(message: &str) -> RunOutcome {
 
 fn build_engine(slots: u32) -> Result<Engine, SandboxError> {
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_core_instances(slots)
-        .total_memories(slots)
-        .total_tables(slots)
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * CORE_INSTANCES_PER_RUN)
+        .total_memories(slots * MEMORIES_PER_RUN)
+        .total_tables(slots * TABLES_PER_RUN)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_RUN)
+        .max_memories_per_component(MEMORIES_PER_RUN)
+        .max_tables_per_component(TABLES_PER_RUN)
         .total_stacks(slots)
         .max_memory_size(MAX_MEMORY_BYTES as usize)
         .table_elements(1 << 16)
@@ -423,6 +423,8 @@ fn build_engine(slots: u32) -> Result<Engine, SandboxError> {
         .linear_memory_keep_resident(16 << 20);
     let mut config = Config::new();
     config
+        .wasm_component_model(true)
+        .wasm_component_model_async(true)
         .epoch_interruption(true)
         .consume_fuel(true)
         .max_wasm_stack(WASM_STACK_BYTES)

@@ -51,6 +51,57 @@ fn the_standard_library_modules_programs_use_import() {
 }
 
 #[test]
+fn python_output_is_exact_bytes_on_every_path_to_file_descriptor_one() {
+    let source = "import os, sys\n\
+                  print('a\\n')\n\
+                  sys.stdout.flush()\n\
+                  os.write(1, b'raw ')\n\
+                  sys.stdout.buffer.write(b'\\xff\\x00')\n\
+                  sys.stderr.write('err')";
+    let outcome = python(source, "");
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(outcome.stdout, b"a\n\nraw \xff\x00");
+    assert_eq!(outcome.stderr_text(), "err");
+}
+
+#[test]
+fn a_module_the_snapshot_did_not_import_loads_from_the_standard_library() {
+    let outcome = python(
+        "import textwrap, calendar\nprint(textwrap.shorten('alpha beta gamma', 12), calendar.isleap(2024))",
+        "",
+    );
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(outcome.stdout_text(), "alpha [...] True\n");
+}
+
+#[test]
+fn every_python_run_draws_its_own_random_numbers() {
+    let source = "import random\nprint(random.random())";
+    let first = python(source, "");
+    let second = python(source, "");
+    assert!(first.succeeded() && second.succeeded(), "{first:?}");
+    assert_ne!(first.stdout_text(), second.stdout_text());
+}
+
+#[test]
+fn sys_exit_with_a_message_and_syntax_errors_behave_as_in_native_python() {
+    let outcome = python("import sys\nsys.exit('bad')", "");
+    assert_eq!(outcome.exit_code, Some(1));
+    assert_eq!(outcome.stderr_text(), "bad\n");
+    let outcome = python("print(1\n", "");
+    assert_eq!(outcome.exit_code, Some(1));
+    assert!(outcome.stderr_text().contains("SyntaxError"), "{outcome:?}");
+    assert!(!outcome.stderr_text().contains("_r1_run"), "{outcome:?}");
+    let outcome = python("def f():\n    raise KeyError(7)\nf()", "");
+    let stderr = outcome.stderr_text();
+    assert!(stderr.starts_with("Traceback"), "{stderr}");
+    assert!(
+        stderr.contains("line 2, in f") && !stderr.contains("runner"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_javascript_program_reads_stdin_the_node_way() {
     let outcome = javascript(
         "const n = parseInt(require('fs').readFileSync(0, 'utf8'));\nconsole.log(n * 2);",
