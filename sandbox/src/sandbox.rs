@@ -418,9 +418,14 @@ fn build_engine(slots: u32) -> Result<Engine, SandboxError> {
         .max_memory_size(MAX_MEMORY_BYTES as usize)
         .table_elements(1 << 16)
         .max_core_instance_size(8 << 20)
-        // Pages a run touched stay mapped (zeroed) for the next run of the
-        // slot instead of being returned to the kernel each time.
-        .linear_memory_keep_resident(16 << 20);
+        // Pages a run touched stay mapped and are copied back from the
+        // memory image (or zeroed) for the next run of the slot instead of
+        // being returned to the kernel; the PAGEMAP_SCAN ioctl (Linux 6.7+)
+        // finds the pages a run touched, so only those are reset. Without
+        // it every run reset all 16 MiB of the Python snapshot's memory:
+        // p50 5.9 ms before, 3.2 ms after on the development machine.
+        .linear_memory_keep_resident(16 << 20)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config
         .wasm_component_model(true)

@@ -20,6 +20,9 @@ pub struct SandboxBench {
     /// The native interpreter measured beside the sandbox.
     #[arg(long, default_value = "python3")]
     native_python: String,
+    /// Only the workloads of this name (`trivial`, `cpu`).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 struct Workload {
@@ -175,7 +178,10 @@ pub fn run(args: SandboxBench) -> anyhow::Result<()> {
         "{:<10} {:<8} {:<22} {:>7} {:>9} {:>9} {:>9}",
         "language", "program", "runner", "threads", "p50 ms", "p99 ms", "runs/s"
     );
-    for workload in WORKLOADS {
+    let selected = WORKLOADS
+        .iter()
+        .filter(|w| args.only.as_deref().is_none_or(|name| name == w.name));
+    for workload in selected {
         let sandboxed = || -> anyhow::Result<()> {
             let outcome = sandbox.run(Program {
                 language: workload.language,
