@@ -42,16 +42,7 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // One 2-D matmul over all rows rather than a broadcast batched one.
-        let dims = x.dims().to_vec();
-        let (rows, features) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
-        let mut out_dims = dims.clone();
-        *out_dims.last_mut().unwrap_or(&mut 0) = self.weight.dim(0)?;
-        let y = x
-            .contiguous()?
-            .reshape((rows, features))?
-            .matmul(&self.weight.t()?)?
-            .reshape(out_dims)?;
+        let y = super::blas::linear(x, &self.weight)?;
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -413,7 +404,7 @@ impl Llama {
 
     /// Logits `[B, T, vocab]`.
     pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
-        self.hidden(ids)?.broadcast_matmul(&self.lm_head.t()?)
+        super::blas::linear(&self.hidden(ids)?, &self.lm_head)
     }
 
     /// `log p(ids[:, t+1] | ids[:, ..=t])` for every position: `[B, T-1]`.
@@ -430,10 +421,8 @@ impl Llama {
     /// masks it out.
     pub fn packed_token_logprobs(&self, ids: &Tensor, packing: &Packing) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
-        let logits = self
-            .hidden_with(ids, Some(packing))?
-            .narrow(1, 0, t - 1)?
-            .broadcast_matmul(&self.lm_head.t()?)?;
+        let hidden = self.hidden_with(ids, Some(packing))?.narrow(1, 0, t - 1)?;
+        let logits = super::blas::linear(&hidden, &self.lm_head)?;
         let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
         token_logprobs_from_logits(&logits, &targets)
     }

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Result, Tensor, Var};
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -59,29 +62,28 @@ impl AdamW {
         self.steps
     }
 
-    /// Applies one update with learning rate `lr` from `grads` (by name).
+    /// Applies one update with learning rate `lr` from `grads` (by name),
+    /// in place on each variable's storage.
     pub fn step(&mut self, grads: &HashMap<String, Tensor>, lr: f64) -> Result<()> {
         self.steps += 1;
         let c = self.config;
         let t = self.steps as i32;
-        let correction1 = (1.0 - c.beta1.powi(t)) as f32;
-        let correction2 = (1.0 - c.beta2.powi(t)) as f32;
-        let (beta1, beta2, eps) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32);
-        let (lr32, decay) = (lr as f32, (1.0 - lr * c.weight_decay) as f32);
         for (name, var) in &self.vars {
             let Some(g) = grads.get(name) else { continue };
-            let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
-            let mut w: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
             let (Some(m), Some(v)) = (self.m.get_mut(name), self.v.get_mut(name)) else {
                 continue;
             };
-            for i in 0..w.len() {
-                m[i] = beta1 * m[i] + (1.0 - beta1) * g[i];
-                v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i];
-                let update = (m[i] / correction1) / ((v[i] / correction2).sqrt() + eps);
-                w[i] = w[i] * decay - lr32 * update;
-            }
-            var.set(&Tensor::from_vec(w, var.shape(), var.device())?)?;
+            let update = Update {
+                moments: Mutex::new((m.as_mut_slice(), v.as_mut_slice())),
+                beta1: c.beta1 as f32,
+                beta2: c.beta2 as f32,
+                eps: c.eps as f32,
+                lr: lr as f32,
+                decay: (1.0 - lr * c.weight_decay) as f32,
+                correction1: (1.0 - c.beta1.powi(t)) as f32,
+                correction2: (1.0 - c.beta2.powi(t)) as f32,
+            };
+            var.as_tensor().inplace_op2(&g.contiguous()?, &update)?;
         }
         Ok(())
     }
@@ -128,6 +130,66 @@ impl AdamW {
             }
         }
         self.steps = steps;
+        Ok(())
+    }
+}
+
+/// One AdamW update of one variable: its weights (the storage updated in
+/// place) from its gradient, with its moments.
+struct Update<'a> {
+    moments: Mutex<(&'a mut [f32], &'a mut [f32])>,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    lr: f32,
+    decay: f32,
+    correction1: f32,
+    correction2: f32,
+}
+
+/// Elements per parallel chunk of an update.
+const CHUNK: usize = 1 << 14;
+
+impl InplaceOp2 for Update<'_> {
+    fn name(&self) -> &'static str {
+        "r1-adamw"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let (CpuStorage::F32(w), CpuStorage::F32(g)) = (s1, s2) else {
+            candle_core::bail!("AdamW: only f32 variables are supported")
+        };
+        let (Some((w0, w1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("AdamW: variables and gradients must be contiguous")
+        };
+        let (w, g) = (&mut w[w0..w1], &g[g0..g1]);
+        let mut moments = self
+            .moments
+            .lock()
+            .map_err(|_| candle_core::Error::msg("AdamW: moments poisoned"))?;
+        let (m, v) = &mut *moments;
+        if g.len() != w.len() || m.len() != w.len() || v.len() != w.len() {
+            candle_core::bail!(
+                "AdamW: {} weights, {} gradients, {} and {} moments",
+                w.len(),
+                g.len(),
+                m.len(),
+                v.len()
+            )
+        }
+        let Self { beta1, beta2, eps, lr, decay, correction1, correction2, .. } = *self;
+        w.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+            .for_each(|((w, g), (m, v))| {
+                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = beta2 * *v + (1.0 - beta2) * g * g;
+                    let update = (*m / correction1) / ((*v / correction2).sqrt() + eps);
+                    *w = *w * decay - lr * update;
+                }
+            });
         Ok(())
     }
 }
