@@ -117,6 +117,12 @@ unsafe impl Send for Output {}
 #[allow(unsafe_code)]
 unsafe impl Sync for Output {}
 
+impl Output {
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 impl Matmul {
     fn product(&self, a: &[f32], b: &[f32], dims: Dims) -> Vec<f32> {
         use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE, cblas_sgemm};
@@ -146,7 +152,6 @@ impl Matmul {
             } else {
                 block.cols.start
             };
-            let dst = dst;
             // SAFETY: the offsets and leading dimensions stay inside `a`, `b`
             // and the m × n output (checked by `dims`); beta = 0, so the
             // uninitialised output is only written, each element by exactly
@@ -166,7 +171,7 @@ impl Matmul {
                     b.as_ptr().add(b_offset),
                     ldb as i32,
                     0.0,
-                    dst.0.add(block.rows.start * n + block.cols.start),
+                    dst.ptr().add(block.rows.start * n + block.cols.start),
                     n as i32,
                 );
             }
@@ -320,7 +325,10 @@ mod tests {
             .and_then(|y| y.sum_all())
             .expect("loss");
         assert!(max_diff(&ours, &theirs) < 1e-3);
-        let (ours, theirs) = (ours.backward().expect("ours"), theirs.backward().expect("theirs"));
+        let (ours, theirs) = (
+            ours.backward().expect("ours"),
+            theirs.backward().expect("theirs"),
+        );
         for var in [&x, &w] {
             let (a, b) = (
                 ours.get(var.as_tensor()).expect("our gradient"),
@@ -333,8 +341,8 @@ mod tests {
 
     #[test]
     fn mismatched_inner_dimensions_are_an_error() {
-        let err = product(&tensor(3, 4, 0), &tensor(5, 2, 0), false, false)
-            .expect_err("shapes differ");
+        let err =
+            product(&tensor(3, 4, 0), &tensor(5, 2, 0), false, false).expect_err("shapes differ");
         assert!(err.to_string().contains("inner dimensions differ"), "{err}");
     }
 }

@@ -217,8 +217,7 @@ impl Attention {
         let k = repeat_kv(k, groups)?;
         let v = repeat_kv(v, groups)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&layout.mask)?;
-        let probs = super::ops::softmax_last_dim(&scores)?;
+        let probs = super::ops::attention_probs(&q.matmul(&k.t()?)?, &layout.mask, scale)?;
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?

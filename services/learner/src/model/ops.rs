@@ -55,6 +55,98 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Softmax)
 }
 
+/// Attention probabilities `softmax(x·scale + mask)` over the last dimension
+/// for scores `x: [B, H, T, T]` and an additive mask `[1 or B, 1, T, T]`, in
+/// one pass (rows in parallel) instead of a scale, a broadcast add and a
+/// softmax.
+struct AttentionProbs {
+    scale: f32,
+}
+
+impl CustomOp2 for AttentionProbs {
+    fn name(&self) -> &'static str {
+        "r1-attention-probs"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let mask = f32_slice(s2, l2, self.name())?;
+        let (&[b, h, t, keys], &[mb, 1, mt, mk]) = (l1.dims(), l2.dims()) else {
+            candle_core::bail!(
+                "{}: expects scores [B, H, T, T] and a mask [B, 1, T, T], got {:?} and {:?}",
+                self.name(),
+                l1.dims(),
+                l2.dims()
+            )
+        };
+        if (mb != 1 && mb != b) || mt != t || mk != keys {
+            candle_core::bail!(
+                "{}: mask {:?} does not fit scores {:?}",
+                self.name(),
+                l2.dims(),
+                l1.dims()
+            )
+        }
+        let mut out = vec![0f32; x.len()];
+        let keys = keys.max(1);
+        out.par_chunks_mut(keys)
+            .zip(x.par_chunks(keys))
+            .enumerate()
+            .for_each(|(i, (dst, row))| {
+                let (batch, query) = (i / (h * t), i % t);
+                let m = &mask[((batch % mb) * t + query) * keys..][..keys];
+                let mut max = f32::NEG_INFINITY;
+                for ((d, v), m) in dst.iter_mut().zip(row).zip(m) {
+                    *d = v * self.scale + m;
+                    max = max.max(*d);
+                }
+                if max == f32::NEG_INFINITY {
+                    // A fully masked row (padding packed alone): no weights.
+                    dst.iter_mut().for_each(|d| *d = 0.0);
+                    return;
+                }
+                let mut sum = 0f32;
+                for d in dst.iter_mut() {
+                    *d = (*d - max).exp();
+                    sum += *d;
+                }
+                let inv = 1.0 / sum;
+                dst.iter_mut().for_each(|d| *d *= inv);
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // dx = scale · y ⊙ (g − Σ g ⊙ y); the mask is a constant.
+        let dot = (grad * res)?.sum_keepdim(D::Minus1)?;
+        let dx = ((res * grad.broadcast_sub(&dot)?)? * f64::from(self.scale))?;
+        Ok((Some(dx), None))
+    }
+}
+
+/// `softmax(scores·scale + mask)` over the last dimension; see
+/// [`AttentionProbs`] for the shapes.
+pub fn attention_probs(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    scores.contiguous()?.apply_op2(
+        &mask.contiguous()?,
+        AttentionProbs {
+            scale: scale as f32,
+        },
+    )
+}
+
 /// `x / rms(x) · w` over the last dimension.
 struct RmsNorm {
     eps: f32,
@@ -368,6 +460,46 @@ mod tests {
             |t| candle_nn::ops::softmax(t, D::Minus1).unwrap(),
             &x,
         );
+    }
+
+    #[test]
+    fn fused_attention_probs_match_scale_mask_softmax_with_gradients() {
+        let dev = Device::Cpu;
+        let (b, h, t) = (2, 3, 5);
+        let x = Var::from_tensor(&Tensor::randn(0f32, 2.0, (b, h, t, t), &dev).unwrap()).unwrap();
+        // A causal mask per row of the batch, the second with one more key hidden.
+        let mask: Vec<f32> = (0..b * t * t)
+            .map(|i| {
+                let (row, q, k) = (i / (t * t), (i / t) % t, i % t);
+                if k > q || (row == 1 && k == 0 && q > 0) {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, t, t), &dev).unwrap();
+        let scale = 0.3;
+        check(
+            |s| attention_probs(s, &mask, scale).unwrap(),
+            |s| {
+                let scores = (s * scale).unwrap().broadcast_add(&mask).unwrap();
+                candle_nn::ops::softmax(&scores, D::Minus1).unwrap()
+            },
+            &x,
+        );
+        // One mask for the whole batch broadcasts the same way.
+        let first = mask.narrow(0, 0, 1).unwrap();
+        let a = attention_probs(x.as_tensor(), &first, scale).unwrap();
+        let c = candle_nn::ops::softmax(
+            &(x.as_tensor() * scale)
+                .unwrap()
+                .broadcast_add(&first)
+                .unwrap(),
+            D::Minus1,
+        )
+        .unwrap();
+        assert!(close(&a, &c) < 1e-5);
     }
 
     #[test]

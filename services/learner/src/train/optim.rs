@@ -155,7 +155,13 @@ impl InplaceOp2 for Update<'_> {
         "r1-adamw"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
         let (CpuStorage::F32(w), CpuStorage::F32(g)) = (s1, s2) else {
             candle_core::bail!("AdamW: only f32 variables are supported")
         };
@@ -178,7 +184,16 @@ impl InplaceOp2 for Update<'_> {
                 v.len()
             )
         }
-        let Self { beta1, beta2, eps, lr, decay, correction1, correction2, .. } = *self;
+        let Self {
+            beta1,
+            beta2,
+            eps,
+            lr,
+            decay,
+            correction1,
+            correction2,
+            ..
+        } = *self;
         w.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK))
             .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
