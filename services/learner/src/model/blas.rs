@@ -11,6 +11,8 @@ use std::sync::Once;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use super::ops::f32_slice;
+
 #[allow(unsafe_code)]
 mod ffi {
     unsafe extern "C" {
@@ -63,16 +65,6 @@ impl Matmul {
             )
         }
         Ok(Dims { m, n, k })
-    }
-}
-
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("r1-matmul: only f32 tensors are supported")
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("r1-matmul: operands must be contiguous"),
     }
 }
 
@@ -211,7 +203,11 @@ impl CustomOp2 for Matmul {
         if dims.m.max(dims.n).max(dims.k) > i32::MAX as usize {
             candle_core::bail!("r1-matmul: a dimension exceeds BLAS's 32-bit range")
         }
-        let out = self.product(contiguous(s1, l1)?, contiguous(s2, l2)?, dims);
+        let out = self.product(
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+            dims,
+        );
         Ok((CpuStorage::F32(out), Shape::from((dims.m, dims.n))))
     }
 
