@@ -28,6 +28,15 @@ fn single_threaded_blas() {
     ONCE.call_once(|| unsafe { ffi::openblas_set_num_threads(1) });
 }
 
+/// BLAS's flag for an operand used transposed (`t`) or as stored.
+fn transpose_flag(t: bool) -> cblas_sys::CBLAS_TRANSPOSE {
+    if t {
+        cblas_sys::CBLAS_TRANSPOSE::CblasTrans
+    } else {
+        cblas_sys::CBLAS_TRANSPOSE::CblasNoTrans
+    }
+}
+
 /// `op(a) · op(b)` for 2-D contiguous `a` and `b`, where `op(x)` is `xᵀ`
 /// when the matching flag is set.
 #[derive(Debug, Clone, Copy)]
@@ -117,18 +126,11 @@ impl Output {
 
 impl Matmul {
     fn product(&self, a: &[f32], b: &[f32], dims: Dims) -> Vec<f32> {
-        use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE, cblas_sgemm};
+        use cblas_sys::{CBLAS_LAYOUT, cblas_sgemm};
         single_threaded_blas();
         let Dims { m, n, k } = dims;
         let lda = if self.transpose_a { m } else { k };
         let ldb = if self.transpose_b { k } else { n };
-        let flag = |t: bool| {
-            if t {
-                CBLAS_TRANSPOSE::CblasTrans
-            } else {
-                CBLAS_TRANSPOSE::CblasNoTrans
-            }
-        };
         let mut out: Vec<f32> = Vec::with_capacity(m * n);
         let dst = Output(out.as_mut_ptr());
         let blocks = blocks(dims, rayon::current_num_threads());
@@ -152,8 +154,8 @@ impl Matmul {
             unsafe {
                 cblas_sgemm(
                     CBLAS_LAYOUT::CblasRowMajor,
-                    flag(self.transpose_a),
-                    flag(self.transpose_b),
+                    transpose_flag(self.transpose_a),
+                    transpose_flag(self.transpose_b),
                     block.rows.len() as i32,
                     block.cols.len() as i32,
                     k as i32,
@@ -185,6 +187,92 @@ impl Matmul {
         };
         out
     }
+}
+
+/// One operand of [`gemm`]: a row-major matrix inside `data`, starting at
+/// `offset` with `ld` elements between rows, used as stored or transposed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Operand<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub ld: usize,
+    pub transposed: bool,
+}
+
+impl Operand<'_> {
+    /// Checks that the stored `rows × cols` matrix lies inside `data`.
+    fn check(&self, rows: usize, cols: usize, name: &str) -> Result<()> {
+        let end = if rows == 0 || cols == 0 {
+            self.offset
+        } else {
+            self.offset + (rows - 1) * self.ld + cols
+        };
+        if cols > self.ld.max(1) || end > self.data.len() {
+            candle_core::bail!(
+                "r1-gemm: operand {name} ({rows} x {cols}, offset {}, ld {}) exceeds its {} elements",
+                self.offset,
+                self.ld,
+                self.data.len()
+            )
+        }
+        Ok(())
+    }
+}
+
+/// `c = alpha · op(a) · op(b) + beta · c` on the calling thread, where
+/// `op(a)` is `m × k`, `op(b)` is `k × n` and `c` is `m × n` with `ldc`
+/// elements between rows. Bounds are checked before BLAS is called.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm(
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    use cblas_sys::{CBLAS_LAYOUT, cblas_sgemm};
+    let (a_rows, a_cols) = if a.transposed { (k, m) } else { (m, k) };
+    let (b_rows, b_cols) = if b.transposed { (n, k) } else { (k, n) };
+    a.check(a_rows, a_cols, "a")?;
+    b.check(b_rows, b_cols, "b")?;
+    Operand {
+        data: c,
+        offset: 0,
+        ld: ldc,
+        transposed: false,
+    }
+    .check(m, n, "c")?;
+    if m.max(n).max(k).max(a.ld).max(b.ld).max(ldc) > i32::MAX as usize {
+        candle_core::bail!("r1-gemm: a dimension exceeds BLAS's 32-bit range")
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    single_threaded_blas();
+    // SAFETY: every operand was checked to lie inside its slice, and `c` is
+    // borrowed mutably for the call.
+    #[allow(unsafe_code)]
+    unsafe {
+        cblas_sgemm(
+            CBLAS_LAYOUT::CblasRowMajor,
+            transpose_flag(a.transposed),
+            transpose_flag(b.transposed),
+            m as i32,
+            n as i32,
+            k as i32,
+            alpha,
+            a.data.as_ptr().add(a.offset),
+            a.ld.max(1) as i32,
+            b.data.as_ptr().add(b.offset),
+            b.ld.max(1) as i32,
+            beta,
+            c.as_mut_ptr(),
+            ldc.max(1) as i32,
+        );
+    }
+    Ok(())
 }
 
 impl CustomOp2 for Matmul {

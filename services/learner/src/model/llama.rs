@@ -120,13 +120,12 @@ fn rope_tables(
     Ok((freqs.cos()?, freqs.sin()?))
 }
 
-/// How the tokens of a batch attend and where they sit: the rotary tables
-/// and the additive attention mask, plus per-token positions for packed rows.
+/// How the tokens of a batch attend and where they sit: the rotary tables,
+/// plus per-token positions for packed rows (each query then attends only
+/// its own example).
 struct Layout {
     cos: Tensor,
     sin: Tensor,
-    /// `[1 or B, 1, T, T]`: 0 where a query may attend a key, −∞ elsewhere.
-    mask: Tensor,
     positions: Option<Arc<[u32]>>,
 }
 
@@ -144,21 +143,18 @@ impl Layout {
 pub struct Packing {
     /// `[B·T]`: each token's position within its example.
     positions: Arc<[u32]>,
-    /// `[B, 1, T, T]` additive attention mask.
-    mask: Tensor,
 }
 
 impl Packing {
     /// `segments[b][t]`: which example token `t` of row `b` belongs to; the
     /// tokens of an example are contiguous (padding may form one more).
-    pub fn new(segments: &[Vec<u32>], device: &Device) -> Result<Self> {
+    pub fn new(segments: &[Vec<u32>]) -> Result<Self> {
         let b = segments.len();
         let t = segments.first().map_or(0, Vec::len);
         if segments.iter().any(|row| row.len() != t) {
             candle_core::bail!("packed rows must have the same length");
         }
         let mut positions = Vec::with_capacity(b * t);
-        let mut mask = Vec::with_capacity(b * t * t);
         for row in segments {
             let mut position = 0;
             for (i, segment) in row.iter().enumerate() {
@@ -169,57 +165,32 @@ impl Packing {
                 };
                 positions.push(position);
             }
-            for (q, query) in row.iter().enumerate() {
-                mask.extend(row.iter().enumerate().map(|(k, key)| {
-                    if k <= q && key == query {
-                        0.0f32
-                    } else {
-                        f32::NEG_INFINITY
-                    }
-                }));
-            }
         }
         Ok(Self {
             positions: Arc::from(positions),
-            mask: Tensor::from_vec(mask, (b, 1, t, t), device)?,
         })
     }
-}
-
-fn repeat_kv(x: Tensor, times: usize) -> Result<Tensor> {
-    if times == 1 {
-        return Ok(x);
-    }
-    let (b, kv, t, hd) = x.dims4()?;
-    x.unsqueeze(2)?
-        .broadcast_as((b, kv, times, t, hd))?
-        .reshape((b, kv * times, t, hd))
 }
 
 impl Attention {
     fn forward(&self, x: &Tensor, layout: &Layout) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let shape = |y: Tensor, heads: usize| -> Result<Tensor> {
-            y.reshape((b, t, heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
+        // [B, T, heads·D] seen as [B, heads, T, D]: rotary embedding and
+        // attention read these views in place, without transposed copies.
+        let heads = |y: Tensor, heads: usize| -> Result<Tensor> {
+            y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)
         };
-        let mut q = shape(self.q.forward(x)?, self.heads)?;
-        let mut k = shape(self.k.forward(x)?, self.kv_heads)?;
-        let v = shape(self.v.forward(x)?, self.kv_heads)?;
+        let mut q = heads(self.q.forward(x)?, self.heads)?;
+        let mut k = heads(self.k.forward(x)?, self.kv_heads)?;
+        let v = heads(self.v.forward(x)?, self.kv_heads)?;
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = qn.forward(&q)?;
             k = kn.forward(&k)?;
         }
         let q = layout.rope(&q)?;
         let k = layout.rope(&k)?;
-        let groups = self.heads / self.kv_heads;
-        let k = repeat_kv(k, groups)?;
-        let v = repeat_kv(v, groups)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let probs = super::ops::attention_probs(&q.matmul(&k.t()?)?, &layout.mask, scale)?;
-        let out = probs
-            .matmul(&v)?
+        let out = super::attention::causal_attention(&q, &k, &v, scale, layout.positions.as_ref())?
             .transpose(1, 2)?
             .reshape((b, t, self.heads * self.head_dim))?;
         self.o.forward(&out)
@@ -228,8 +199,8 @@ impl Attention {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate.forward(x)?)?;
-        self.down.forward(&(gate * self.up.forward(x)?)?)
+        let hidden = super::ops::swiglu(&self.gate.forward(x)?, &self.up.forward(x)?)?;
+        self.down.forward(&hidden)
     }
 }
 
@@ -366,30 +337,10 @@ impl Llama {
             self.config.rope_theta,
             &self.device,
         )?;
-        let layout = match packing {
-            Some(packing) => Layout {
-                cos,
-                sin,
-                mask: packing.mask.clone(),
-                positions: Some(packing.positions.clone()),
-            },
-            None => {
-                let mask: Vec<f32> = (0..t * t)
-                    .map(|i| {
-                        if i % t > i / t {
-                            f32::NEG_INFINITY
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                Layout {
-                    cos,
-                    sin,
-                    mask: Tensor::from_vec(mask, (1, 1, t, t), &self.device)?,
-                    positions: None,
-                }
-            }
+        let layout = Layout {
+            cos,
+            sin,
+            positions: packing.map(|p| p.positions.clone()),
         };
         for block in &self.blocks {
             let attended = block

@@ -1,5 +1,6 @@
 //! The policy model: configuration, the decoder, and its weights on disk.
 
+pub mod attention;
 pub mod blas;
 pub mod config;
 pub mod llama;

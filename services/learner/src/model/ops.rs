@@ -1,12 +1,14 @@
-//! Fused CPU operations with backward passes: softmax over the last
-//! dimension, RMS normalisation, rotary embeddings and the log-probability
-//! of target tokens. candle's own fused
+//! Fused CPU operations with backward passes: RMS normalisation, the
+//! SwiGLU activation, rotary embeddings and the log-probability of target
+//! tokens. candle's own fused
 //! versions have no gradients, and composing them from elementary
 //! operations costs many passes over memory.
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor,
+};
 use rayon::prelude::*;
 
 pub(super) fn f32_slice<'a>(
@@ -23,137 +25,75 @@ pub(super) fn f32_slice<'a>(
     }
 }
 
-/// `softmax(x)` over the last dimension.
-struct Softmax;
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "r1-softmax"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, self.name())?;
-        let dim = layout.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; x.len()];
-        for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for (d, v) in dst.iter_mut().zip(row) {
-                *d = (v - max).exp();
-                sum += *d;
-            }
-            let inv = 1.0 / sum;
-            dst.iter_mut().for_each(|d| *d *= inv);
-        }
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        // dx = y ⊙ (g − Σ g ⊙ y)
-        let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
-        Ok(Some((res * grad_res.broadcast_sub(&dot)?)?))
-    }
+/// Reads a contiguous f32 CPU tensor's values (a backward pass reading its
+/// saved inputs).
+fn with_values<R>(x: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("{op}: only CPU tensors are supported")
+    };
+    f(f32_slice(cpu, layout, op)?)
 }
 
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Softmax)
-}
-
-/// Attention probabilities `softmax(x·scale + mask)` over the last dimension
-/// for scores `x: [B, H, T, T]` and an additive mask `[1 or B, 1, T, T]`, in
-/// one pass (rows in parallel) instead of a scale, a broadcast add and a
-/// softmax.
-struct AttentionProbs {
-    scale: f32,
-}
-
-impl CustomOp2 for AttentionProbs {
-    fn name(&self) -> &'static str {
-        "r1-attention-probs"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let mask = f32_slice(s2, l2, self.name())?;
-        let (&[b, h, t, keys], &[mb, 1, mt, mk]) = (l1.dims(), l2.dims()) else {
-            candle_core::bail!(
-                "{}: expects scores [B, H, T, T] and a mask [B, 1, T, T], got {:?} and {:?}",
-                self.name(),
-                l1.dims(),
-                l2.dims()
-            )
-        };
-        if (mb != 1 && mb != b) || mt != t || mk != keys {
-            candle_core::bail!(
-                "{}: mask {:?} does not fit scores {:?}",
-                self.name(),
-                l2.dims(),
-                l1.dims()
-            )
-        }
-        let mut out = vec![0f32; x.len()];
-        let keys = keys.max(1);
-        out.par_chunks_mut(keys)
-            .zip(x.par_chunks(keys))
-            .enumerate()
-            .for_each(|(i, (dst, row))| {
-                let (batch, query) = (i / (h * t), i % t);
-                let m = &mask[((batch % mb) * t + query) * keys..][..keys];
-                let mut max = f32::NEG_INFINITY;
-                for ((d, v), m) in dst.iter_mut().zip(row).zip(m) {
-                    *d = v * self.scale + m;
-                    max = max.max(*d);
-                }
-                if max == f32::NEG_INFINITY {
-                    // A fully masked row (padding packed alone): no weights.
-                    dst.iter_mut().for_each(|d| *d = 0.0);
-                    return;
-                }
-                let mut sum = 0f32;
-                for d in dst.iter_mut() {
-                    *d = (*d - max).exp();
-                    sum += *d;
-                }
-                let inv = 1.0 / sum;
-                dst.iter_mut().for_each(|d| *d *= inv);
-            });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _x: &Tensor,
-        _mask: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // dx = scale · y ⊙ (g − Σ g ⊙ y); the mask is a constant.
-        let dot = (grad * res)?.sum_keepdim(D::Minus1)?;
-        let dx = ((res * grad.broadcast_sub(&dot)?)? * f64::from(self.scale))?;
-        Ok((Some(dx), None))
-    }
-}
-
-/// `softmax(scores·scale + mask)` over the last dimension; see
-/// [`AttentionProbs`] for the shapes.
-pub fn attention_probs(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
-    scores.contiguous()?.apply_op2(
-        &mask.contiguous()?,
-        AttentionProbs {
-            scale: scale as f32,
-        },
-    )
-}
+/// Rows of a `[rows, dim]` tensor handed to one parallel task.
+const NORM_ROWS_PER_TASK: usize = 16;
 
 /// `x / rms(x) · w` over the last dimension.
 struct RmsNorm {
     eps: f32,
+}
+
+impl RmsNorm {
+    /// `(mean(row²) + eps)^-½`.
+    fn inverse_rms(&self, row: &[f32]) -> f32 {
+        let mean = row.iter().map(|v| v * v).sum::<f32>() / row.len().max(1) as f32;
+        1.0 / (mean + self.eps).sqrt()
+    }
+
+    /// With `r = (mean(x²) + eps)^-½` and `y = x·r·w`:
+    /// `dx = r·(g·w) − x·r³·mean(g·w·x)` and `dw = Σ_rows g·x·r`.
+    fn gradients(&self, x: &[f32], w: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let dim = w.len().max(1);
+        let mut dx = vec![0f32; x.len()];
+        let task = NORM_ROWS_PER_TASK * dim;
+        let dw = dx
+            .par_chunks_mut(task)
+            .zip(x.par_chunks(task))
+            .zip(grad.par_chunks(task))
+            .map(|((dx, x), grad)| {
+                let mut dw = vec![0f32; dim];
+                for ((dx, x), g) in dx
+                    .chunks_exact_mut(dim)
+                    .zip(x.chunks_exact(dim))
+                    .zip(grad.chunks_exact(dim))
+                {
+                    let r = self.inverse_rms(x);
+                    let dot = x
+                        .iter()
+                        .zip(g)
+                        .zip(w)
+                        .map(|((x, g), w)| g * w * x)
+                        .sum::<f32>()
+                        / dim as f32;
+                    let r3_dot = r * r * r * dot;
+                    for ((((dx, x), g), w), dw) in
+                        dx.iter_mut().zip(x).zip(g).zip(w).zip(dw.iter_mut())
+                    {
+                        *dx = r * g * w - x * r3_dot;
+                        *dw += g * x * r;
+                    }
+                }
+                dw
+            })
+            .reduce(
+                || vec![0f32; dim],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        (dx, dw)
+    }
 }
 
 impl CustomOp2 for RmsNorm {
@@ -171,14 +111,25 @@ impl CustomOp2 for RmsNorm {
         let x = f32_slice(s1, l1, self.name())?;
         let w = f32_slice(s2, l2, self.name())?;
         let dim = w.len().max(1);
-        let mut out = vec![0f32; x.len()];
-        for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-            let mean = row.iter().map(|v| v * v).sum::<f32>() / dim as f32;
-            let r = 1.0 / (mean + self.eps).sqrt();
-            for ((d, v), g) in dst.iter_mut().zip(row).zip(w) {
-                *d = v * r * g;
-            }
+        if l1.dims().last() != Some(&w.len()) {
+            candle_core::bail!(
+                "{}: weight of {} values for rows of {:?}",
+                self.name(),
+                w.len(),
+                l1.dims()
+            )
         }
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(NORM_ROWS_PER_TASK * dim)
+            .zip(x.par_chunks(NORM_ROWS_PER_TASK * dim))
+            .for_each(|(out, x)| {
+                for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+                    let r = self.inverse_rms(row);
+                    for ((d, v), g) in dst.iter_mut().zip(row).zip(w) {
+                        *d = v * r * g;
+                    }
+                }
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -189,21 +140,16 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // r = (mean(x²) + eps)^-½, y = x·r·w
-        // dx = r·(g·w) − x·r³·mean(g·w·x);  dw = Σ_rows g·x·r
-        let dim = x.dim(D::Minus1)? as f64;
-        let r = ((x.sqr()?.mean_keepdim(D::Minus1)? + f64::from(self.eps))?
-            .sqrt()?
-            .recip())?;
-        let gw = grad.broadcast_mul(w)?;
-        let dot = ((&gw * x)?.sum_keepdim(D::Minus1)? / dim)?;
-        let r3 = r.powf(3.0)?;
-        let dx = (gw.broadcast_mul(&r)? - x.broadcast_mul(&(r3 * dot)?)?)?;
-        let rows = x.elem_count() / x.dim(D::Minus1)?;
-        let dw = (grad * x.broadcast_mul(&r)?)?
-            .reshape((rows, x.dim(D::Minus1)?))?
-            .sum(0)?;
-        Ok((Some(dx), Some(dw)))
+        let grad = grad.contiguous()?;
+        let (dx, dw) = with_values(x, self.name(), |xs| {
+            with_values(w, self.name(), |ws| {
+                with_values(&grad, self.name(), |gs| Ok(self.gradients(xs, ws, gs)))
+            })
+        })?;
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+        ))
     }
 }
 
@@ -212,8 +158,98 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
         .apply_op2(&w.contiguous()?, RmsNorm { eps: eps as f32 })
 }
 
+/// Elements handed to one parallel task by the elementwise operations.
+const ELEMENTS_PER_TASK: usize = 16 * 1024;
+
+/// `silu(gate) · up`, the SwiGLU activation, elementwise.
+struct SwiGlu;
+
+/// `σ(x)`.
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl CustomOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "r1-swiglu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let gate = f32_slice(s1, l1, self.name())?;
+        let up = f32_slice(s2, l2, self.name())?;
+        if l1.dims() != l2.dims() {
+            candle_core::bail!(
+                "{}: gate {:?} and up {:?} differ",
+                self.name(),
+                l1.dims(),
+                l2.dims()
+            )
+        }
+        let mut out = vec![0f32; gate.len()];
+        out.par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(gate.par_chunks(ELEMENTS_PER_TASK))
+            .zip(up.par_chunks(ELEMENTS_PER_TASK))
+            .for_each(|((out, gate), up)| {
+                for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+                    *o = g * sigmoid(*g) * u;
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // d_up = g·silu(x);  d_gate = g·u·σ(x)·(1 + x·(1 − σ(x)))
+        let grad = grad.contiguous()?;
+        let (d_gate, d_up) = with_values(gate, self.name(), |xs| {
+            with_values(up, self.name(), |us| {
+                with_values(&grad, self.name(), |gs| {
+                    let mut d_gate = vec![0f32; xs.len()];
+                    let mut d_up = vec![0f32; xs.len()];
+                    d_gate
+                        .par_chunks_mut(ELEMENTS_PER_TASK)
+                        .zip(d_up.par_chunks_mut(ELEMENTS_PER_TASK))
+                        .zip(xs.par_chunks(ELEMENTS_PER_TASK))
+                        .zip(us.par_chunks(ELEMENTS_PER_TASK))
+                        .zip(gs.par_chunks(ELEMENTS_PER_TASK))
+                        .for_each(|((((dx, du), xs), us), gs)| {
+                            for ((((dx, du), x), u), g) in
+                                dx.iter_mut().zip(du.iter_mut()).zip(xs).zip(us).zip(gs)
+                            {
+                                let s = sigmoid(*x);
+                                *du = g * x * s;
+                                *dx = g * u * s * (1.0 + x * (1.0 - s));
+                            }
+                        });
+                    Ok((d_gate, d_up))
+                })
+            })
+        })?;
+        Ok((
+            Some(Tensor::from_vec(d_gate, gate.shape(), gate.device())?),
+            Some(Tensor::from_vec(d_up, up.shape(), up.device())?),
+        ))
+    }
+}
+
+/// `silu(gate) · up` in one pass, with its backward in one more.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
+}
+
 /// Rotary embedding in Hugging Face layout (`rotate_half`) for
-/// `x: [B, H, T, D]` with tables `cos`, `sin`: `[T, D]`. Token `t` of row `b`
+/// `x: [B, H, T, D]` (any strides with contiguous rows) with tables `cos`, `sin`: `[T, D]`. Token `t` of row `b`
 /// is rotated by its position: `t`, or `positions[b·T + t]` when given (packed
 /// rows, where positions restart at each example).
 struct Rope {
@@ -228,13 +264,39 @@ impl CustomOp1 for Rope {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, self.name())?;
+        // Any strides with contiguous rows: a transposed [B, T, H, D] view
+        // of a projection is read in place.
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("{}: only f32 tensors are supported", self.name())
+        };
         let dims = layout.dims();
+        if dims.len() < 2 || (layout.stride()[dims.len() - 1] != 1 && dims[dims.len() - 1] > 1) {
+            candle_core::bail!(
+                "{}: expects [..., T, D] with contiguous rows, got {:?}",
+                self.name(),
+                dims
+            )
+        }
         let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
         let rows_per_batch = if dims.len() == 4 { dims[1] * t } else { t };
         let half = d / 2;
-        let mut out = vec![0f32; x.len()];
-        for (i, (row, dst)) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
+        let mut out = vec![0f32; layout.shape().elem_count()];
+        if out.is_empty() {
+            return Ok((CpuStorage::F32(out), layout.shape().clone()));
+        }
+        let row_offset = |i: usize| {
+            let (mut rest, mut offset) = (i, layout.start_offset());
+            for (&dim, &stride) in dims[..dims.len() - 1].iter().zip(layout.stride()).rev() {
+                offset += (rest % dim) * stride;
+                rest /= dim;
+            }
+            offset
+        };
+        if row_offset(out.len() / d - 1) + d > data.len() {
+            candle_core::bail!("{}: the layout exceeds its storage", self.name())
+        }
+        let rotate = |(i, dst): (usize, &mut [f32])| {
+            let row = &data[row_offset(i)..][..d];
             let pos = match &self.positions {
                 None => i % t,
                 Some(p) => p[(i / rows_per_batch) * t + i % t] as usize,
@@ -247,7 +309,11 @@ impl CustomOp1 for Rope {
                 dst[j] = row[j] * c[j] - row[j + half] * s[j];
                 dst[j + half] = row[j + half] * c[j + half] + row[j] * s[j + half];
             }
-        }
+        };
+        out.par_chunks_mut(d)
+            .enumerate()
+            .with_min_len(64)
+            .for_each(rotate);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -273,7 +339,7 @@ pub fn rope(
         sin: sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
         positions: positions.cloned(),
     };
-    x.contiguous()?.apply_op1(op)
+    x.apply_op1(op)
 }
 
 fn u32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [u32]> {
@@ -410,7 +476,7 @@ pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var};
+    use candle_core::{D, Device, Var};
 
     use super::*;
 
@@ -456,60 +522,10 @@ mod tests {
     }
 
     #[test]
-    fn fused_softmax_matches_the_composed_one_with_gradients() {
-        let x =
-            Var::from_tensor(&Tensor::randn(0f32, 2.0, (3, 4, 7), &Device::Cpu).unwrap()).unwrap();
-        check(
-            |t| softmax_last_dim(t).unwrap(),
-            |t| candle_nn::ops::softmax(t, D::Minus1).unwrap(),
-            &x,
-        );
-    }
-
-    #[test]
-    fn fused_attention_probs_match_scale_mask_softmax_with_gradients() {
-        let dev = Device::Cpu;
-        let (b, h, t) = (2, 3, 5);
-        let x = Var::from_tensor(&Tensor::randn(0f32, 2.0, (b, h, t, t), &dev).unwrap()).unwrap();
-        // A causal mask per row of the batch, the second with one more key hidden.
-        let mask: Vec<f32> = (0..b * t * t)
-            .map(|i| {
-                let (row, q, k) = (i / (t * t), (i / t) % t, i % t);
-                if k > q || (row == 1 && k == 0 && q > 0) {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (b, 1, t, t), &dev).unwrap();
-        let scale = 0.3;
-        check(
-            |s| attention_probs(s, &mask, scale).unwrap(),
-            |s| {
-                let scores = (s * scale).unwrap().broadcast_add(&mask).unwrap();
-                candle_nn::ops::softmax(&scores, D::Minus1).unwrap()
-            },
-            &x,
-        );
-        // One mask for the whole batch broadcasts the same way.
-        let first = mask.narrow(0, 0, 1).unwrap();
-        let a = attention_probs(x.as_tensor(), &first, scale).unwrap();
-        let c = candle_nn::ops::softmax(
-            &(x.as_tensor() * scale)
-                .unwrap()
-                .broadcast_add(&first)
-                .unwrap(),
-            D::Minus1,
-        )
-        .unwrap();
-        assert!(close(&a, &c) < 1e-5);
-    }
-
-    #[test]
     fn fused_rms_norm_matches_the_composed_one_with_gradients() {
         let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 5, 8), &dev).unwrap()).unwrap();
+        // 39 rows: more than one parallel task, the last one partial.
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 13, 8), &dev).unwrap()).unwrap();
         let w = Var::from_tensor(&Tensor::randn(1f32, 0.1, 8, &dev).unwrap()).unwrap();
         let composed = |t: &Tensor| {
             let v = (t.sqr().unwrap().mean_keepdim(D::Minus1).unwrap() + 1e-5).unwrap();
@@ -520,7 +536,7 @@ mod tests {
         };
         check(|t| rms_norm(t, w.as_tensor(), 1e-5).unwrap(), composed, &x);
         // The weight's gradient too.
-        let weights = Tensor::rand(0f32, 1f32, (2, 5, 8), &dev).unwrap();
+        let weights = Tensor::rand(0f32, 1f32, (3, 13, 8), &dev).unwrap();
         let ga = (rms_norm(x.as_tensor(), w.as_tensor(), 1e-5).unwrap() * &weights)
             .unwrap()
             .sum_all()
@@ -539,6 +555,29 @@ mod tests {
                 gb.get(w.as_tensor()).unwrap()
             ) < 1e-4
         );
+    }
+
+    #[test]
+    fn fused_swiglu_matches_silu_times_up_with_gradients() {
+        let dev = Device::Cpu;
+        // More elements than one parallel task holds.
+        let shape = (3, 7, ELEMENTS_PER_TASK / 8);
+        let gate = Var::from_tensor(&Tensor::randn(0f32, 3.0, shape, &dev).unwrap()).unwrap();
+        let up = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+        check(
+            |g| swiglu(g, &up).unwrap(),
+            |g| (candle_nn::ops::silu(g).unwrap() * &up).unwrap(),
+            &gate,
+        );
+        let up = Var::from_tensor(&up).unwrap();
+        let gate = gate.as_tensor().detach();
+        check(
+            |u| swiglu(&gate, u).unwrap(),
+            |u| (candle_nn::ops::silu(&gate).unwrap() * u).unwrap(),
+            &up,
+        );
+        let err = swiglu(&gate, &gate.narrow(0, 0, 1).unwrap()).expect_err("shapes differ");
+        assert!(err.to_string().contains("differ"), "{err}");
     }
 
     #[test]
@@ -581,6 +620,15 @@ mod tests {
             (x.broadcast_mul(&cos).unwrap() + rotated.broadcast_mul(&sin).unwrap()).unwrap()
         };
         check(|x| rope(x, &cos, &sin, None).unwrap(), composed, &x);
+        // A transposed view ([B, T, H, D] seen as [B, H, T, D]) is read in
+        // place, with the same values and gradients.
+        let stored =
+            Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, 3, d), &dev).unwrap()).unwrap();
+        check(
+            |x| rope(&x.transpose(1, 2).unwrap(), &cos, &sin, None).unwrap(),
+            |x| composed(&x.transpose(1, 2).unwrap()),
+            &stored,
+        );
     }
 
     #[test]

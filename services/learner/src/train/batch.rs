@@ -176,7 +176,7 @@ impl PackedBatch {
         Ok(Self {
             ids: Tensor::from_vec(ids, (rows.len(), width), device)?,
             mask: Tensor::from_vec(mask, (rows.len(), width - 1), device)?,
-            packing: Packing::new(&segments, device)?,
+            packing: Packing::new(&segments)?,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Storage, Tensor, Var};
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -65,6 +65,17 @@ impl AdamW {
     /// Applies one update with learning rate `lr` from `grads` (by name),
     /// in place on each variable's storage.
     pub fn step(&mut self, grads: &HashMap<String, Tensor>, lr: f64) -> Result<()> {
+        self.step_scaled(grads, lr, 1.0)
+    }
+
+    /// [`Self::step`] with every gradient multiplied by `grad_scale` (the
+    /// factor of global-norm clipping) as it is read, without a scaled copy.
+    pub fn step_scaled(
+        &mut self,
+        grads: &HashMap<String, Tensor>,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<()> {
         self.steps += 1;
         let c = self.config;
         let t = self.steps as i32;
@@ -75,6 +86,7 @@ impl AdamW {
             };
             let update = Update {
                 moments: Mutex::new((m.as_mut_slice(), v.as_mut_slice())),
+                grad_scale: grad_scale as f32,
                 beta1: c.beta1 as f32,
                 beta2: c.beta2 as f32,
                 eps: c.eps as f32,
@@ -138,6 +150,7 @@ impl AdamW {
 /// place) from its gradient, with its moments.
 struct Update<'a> {
     moments: Mutex<(&'a mut [f32], &'a mut [f32])>,
+    grad_scale: f32,
     beta1: f32,
     beta2: f32,
     eps: f32,
@@ -185,6 +198,7 @@ impl InplaceOp2 for Update<'_> {
             )
         }
         let Self {
+            grad_scale,
             beta1,
             beta2,
             eps,
@@ -199,6 +213,7 @@ impl InplaceOp2 for Update<'_> {
             .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
             .for_each(|((w, g), (m, v))| {
                 for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g * grad_scale;
                     *m = beta1 * *m + (1.0 - beta1) * g;
                     *v = beta2 * *v + (1.0 - beta2) * g * g;
                     let update = (*m / correction1) / ((*v / correction2).sqrt() + eps);
@@ -209,21 +224,35 @@ impl InplaceOp2 for Update<'_> {
     }
 }
 
-/// Scales gradients so that their global L2 norm is at most `max_norm`;
-/// returns the norm before clipping.
-pub fn clip_grad_norm(grads: &mut HashMap<String, Tensor>, max_norm: f64) -> Result<f64> {
+/// The global L2 norm of `grads`, summed in f64 over the gradients' storage
+/// in parallel (no squared copies).
+pub fn global_norm(grads: &HashMap<String, Tensor>) -> Result<f64> {
     let mut sum = 0f64;
     for g in grads.values() {
-        sum += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+        let g = g.contiguous()?;
+        let (storage, layout) = g.storage_and_layout();
+        let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+            candle_core::bail!("gradient norm: only f32 CPU gradients are supported")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gradient norm: the gradient must be contiguous")
+        };
+        sum += data[start..end]
+            .par_chunks(CHUNK)
+            .map(|c| c.iter().map(|&v| f64::from(v * v)).sum::<f64>())
+            .sum::<f64>();
     }
-    let norm = sum.sqrt();
+    Ok(sum.sqrt())
+}
+
+/// The factor that brings a global gradient norm `norm` down to at most
+/// `max_norm` (1 when it already is, or when `max_norm` is 0: no clipping).
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
     if max_norm > 0.0 && norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        for g in grads.values_mut() {
-            *g = (&*g * scale)?;
-        }
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
     }
-    Ok(norm)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -292,14 +321,49 @@ mod tests {
     #[test]
     fn clipping_bounds_the_global_norm() {
         let dev = candle_core::Device::Cpu;
-        let mut grads = HashMap::from([
+        let grads = HashMap::from([
             ("a".to_owned(), Tensor::new(&[3.0f32], &dev).unwrap()),
             ("b".to_owned(), Tensor::new(&[4.0f32], &dev).unwrap()),
         ]);
-        let norm = clip_grad_norm(&mut grads, 1.0).unwrap();
+        let norm = global_norm(&grads).unwrap();
         assert!((norm - 5.0).abs() < 1e-6);
-        let a = grads["a"].to_vec1::<f32>().unwrap()[0];
-        assert!((a - 0.6).abs() < 1e-5);
+        assert!((clip_scale(norm, 1.0) - 0.2).abs() < 1e-6);
+        assert_eq!(clip_scale(norm, 10.0), 1.0);
+        assert_eq!(clip_scale(norm, 0.0), 1.0);
+    }
+
+    #[test]
+    fn a_scaled_step_equals_a_step_on_scaled_gradients() {
+        let dev = candle_core::Device::Cpu;
+        // More values than one parallel chunk.
+        let n = CHUNK + 7;
+        let start: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
+        let grad: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.5).collect();
+        let run = |grad: Vec<f32>, scale: f64| {
+            let var = Var::from_vec(start.clone(), n, &dev).unwrap();
+            // A large eps makes the update depend on the gradients' scale.
+            let config = AdamWConfig {
+                eps: 1.0,
+                ..AdamWConfig::default()
+            };
+            let mut opt = AdamW::new(vec![("w".into(), var.clone())], config).unwrap();
+            let grads = HashMap::from([("w".to_owned(), Tensor::from_vec(grad, n, &dev).unwrap())]);
+            for _ in 0..3 {
+                opt.step_scaled(&grads, 0.1, scale).unwrap();
+            }
+            var.as_tensor().to_vec1::<f32>().unwrap()
+        };
+        let scaled = run(grad.clone(), 0.25);
+        let prescaled = run(grad.iter().map(|g| g * 0.25).collect(), 1.0);
+        let unscaled = run(grad, 1.0);
+        let max_diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max)
+        };
+        assert!(max_diff(&scaled, &prescaled) < 1e-6);
+        assert!(max_diff(&scaled, &unscaled) > 1e-3, "the scale was ignored");
     }
 
     #[test]

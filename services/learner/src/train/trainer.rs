@@ -9,7 +9,7 @@ use candle_core::{Result, Tensor};
 use super::batch::{Batch, PackedBatch, Sequence};
 use super::config::{GrpoConfig, OldPolicy, OptimConfig};
 use super::loss::{Totals, advantages, grpo_loss, sft_loss};
-use super::optim::{AdamW, clip_grad_norm};
+use super::optim::{AdamW, clip_scale, global_norm};
 use crate::model::{Llama, Policy};
 
 /// A scored group, ready for a GRPO update.
@@ -125,14 +125,11 @@ impl Trainer {
         Ok(())
     }
 
-    fn apply(
-        &mut self,
-        mut grads: HashMap<String, Tensor>,
-        total_steps: u64,
-    ) -> Result<(f64, f64)> {
-        let norm = clip_grad_norm(&mut grads, self.optim.grad_clip)?;
+    fn apply(&mut self, grads: HashMap<String, Tensor>, total_steps: u64) -> Result<(f64, f64)> {
+        let norm = global_norm(&grads)?;
         let lr = self.optim.schedule().lr(self.step, total_steps);
-        self.optimizer.step(&grads, lr)?;
+        self.optimizer
+            .step_scaled(&grads, lr, clip_scale(norm, self.optim.grad_clip))?;
         self.step += 1;
         Ok((norm, lr))
     }
