@@ -2,10 +2,13 @@
 //! `softmax(Q·Kᵀ·scale + causal mask)·V` per head, grouped-query heads
 //! reading their shared key/value head directly (no repeated copies).
 //!
-//! Each (batch row, head) is two BLAS products and a softmax on one thread,
-//! rows and heads spread over rayon's threads. The backward pass recomputes
-//! the probabilities instead of keeping the `[B, H, T, T]` tensor alive
-//! between the passes.
+//! Queries, keys, values and the output are token-major, `[B, T, heads, D]`,
+//! as the projections lay them out, so the graph holds no transposes (whose
+//! backward passes candle accumulates through slow strided additions). Each
+//! (batch row, head) is two BLAS products and a softmax on one thread, rows
+//! and heads spread over rayon's threads. The backward pass recomputes the
+//! probabilities instead of keeping the `[B, H, T, T]` tensor alive between
+//! the passes.
 
 use std::sync::Arc;
 
@@ -14,8 +17,9 @@ use rayon::prelude::*;
 
 use super::blas::{Operand, gemm};
 
-/// Where one `[B, heads, T, D]` tensor's matrices lie in its storage: any
-/// strides, as long as each row of `D` values is contiguous.
+/// Where the `T × D` matrix of each (batch row, head) of one `[B, T, heads, D]`
+/// tensor lies in its storage: any strides, as long as each row of `D`
+/// values is contiguous. `dims` are `[B, heads, T, D]`.
 #[derive(Debug, Clone, Copy)]
 struct Heads<'a> {
     data: &'a [f32],
@@ -31,9 +35,9 @@ impl<'a> Heads<'a> {
         let CpuStorage::F32(data) = storage else {
             candle_core::bail!("r1-attention: {what} must be f32")
         };
-        let (&[b, h, t, d], &[sb, sh, st, sd]) = (layout.dims(), layout.stride()) else {
+        let (&[b, t, h, d], &[sb, st, sh, sd]) = (layout.dims(), layout.stride()) else {
             candle_core::bail!(
-                "r1-attention: {what} must be [B, heads, T, D], got {:?}",
+                "r1-attention: {what} must be [B, T, heads, D], got {:?}",
                 layout.dims()
             )
         };
@@ -60,6 +64,26 @@ impl<'a> Heads<'a> {
             transposed,
         }
     }
+}
+
+/// `[B, H, T, D]` values (heads first, as computed) laid out `[B, T, H, D]`.
+fn token_major(x: &[f32], [b, h, t, d]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    if out.is_empty() {
+        return out;
+    }
+    debug_assert_eq!(x.len(), b * h * t * d);
+    out.par_chunks_mut(h * d)
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(row, dst)| {
+            let (batch, token) = (row / t, row % t);
+            for (head, dst) in dst.chunks_exact_mut(d).enumerate() {
+                let src = ((batch * h + head) * t + token) * d;
+                dst.copy_from_slice(&x[src..src + d]);
+            }
+        });
+    out
 }
 
 /// Reads a tensor's CPU storage for [`Heads`].
@@ -179,8 +203,8 @@ impl CausalAttention {
         Ok(())
     }
 
-    /// Gradients of `q`, `k` and `v` (contiguous, their shapes) for the
-    /// output `out` and its gradient `grad`.
+    /// Gradients of `q`, `k` and `v` (contiguous, token-major like them) for
+    /// the output `out` and its gradient `grad`.
     fn gradients(
         &self,
         (q, k, v): (&Heads<'_>, &Heads<'_>, &Heads<'_>),
@@ -200,7 +224,7 @@ impl CausalAttention {
         let mut dq = vec![0f32; batch * heads * matrix];
         let mut dk = vec![0f32; batch * kv_heads * matrix];
         let mut dv = vec![0f32; batch * kv_heads * matrix];
-        if matrix == 0 {
+        if matrix == 0 || batch == 0 {
             return Ok((dq, dk, dv));
         }
         dq.par_chunks_mut(group * matrix)
@@ -287,7 +311,11 @@ impl CausalAttention {
                     Ok::<(), candle_core::Error>(())
                 },
             )?;
-        Ok((dq, dk, dv))
+        Ok((
+            token_major(&dq, [batch, heads, len, dim]),
+            token_major(&dk, [batch, kv_heads, len, dim]),
+            token_major(&dv, [batch, kv_heads, len, dim]),
+        ))
     }
 }
 
@@ -337,6 +365,7 @@ impl CustomOp3 for CausalAttention {
                 },
             )?;
         }
+        let out = token_major(&out, [shapes.batch, heads, len, dim]);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -369,9 +398,9 @@ impl CustomOp3 for CausalAttention {
     }
 }
 
-/// Causal attention of queries `q: [B, H, T, D]` over keys and values
-/// `k`, `v: [B, KV, T, D]` (`H` a multiple of `KV`; any strides with
-/// contiguous rows): `[B, H, T, D]`. With `positions` (`[B·T]`, each token's
+/// Causal attention of queries `q: [B, T, H, D]` over keys and values
+/// `k`, `v: [B, T, KV, D]` (`H` a multiple of `KV`; any strides with
+/// contiguous rows): `[B, T, H, D]`. With `positions` (`[B·T]`, each token's
 /// position within its example) a query attends only its own example.
 pub fn causal_attention(
     q: &Tensor,
@@ -412,9 +441,16 @@ mod tests {
             .expect("difference")
     }
 
-    /// The same attention from candle's elementary operations, with the
-    /// key/value heads repeated and an additive mask.
+    /// The same attention from candle's elementary operations, heads first,
+    /// with the key/value heads repeated and an additive mask.
     fn composed(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Tensor {
+        let heads_first = |x: &Tensor| {
+            x.transpose(1, 2)
+                .expect("transpose")
+                .contiguous()
+                .expect("copy")
+        };
+        let (q, k, v) = (&heads_first(q), &heads_first(k), &heads_first(v));
         let group = q.dim(1).expect("heads") / k.dim(1).expect("kv heads");
         let repeat = |x: &Tensor| {
             let (b, kv, t, d) = x.dims4().expect("dims");
@@ -429,6 +465,7 @@ mod tests {
             .expect("masked");
         candle_nn::ops::softmax(&scores, D::Minus1)
             .and_then(|p| p.matmul(&v))
+            .and_then(|o| o.transpose(1, 2))
             .expect("attention")
     }
 
@@ -436,9 +473,9 @@ mod tests {
     fn check(dims: (usize, usize, usize, usize, usize), positions: Option<Arc<[u32]>>) {
         let (b, h, kv, t, d) = (dims.0, dims.1, dims.2, dims.3, dims.4);
         let (q, k, v) = (
-            tensor((b, h, t, d), 1),
-            tensor((b, kv, t, d), 2),
-            tensor((b, kv, t, d), 3),
+            tensor((b, t, h, d), 1),
+            tensor((b, t, kv, d), 2),
+            tensor((b, t, kv, d), 3),
         );
         let mask: Vec<f32> = (0..b * t * t)
             .map(|i| {
@@ -454,7 +491,7 @@ mod tests {
             })
             .collect();
         let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu).expect("mask");
-        let weights = tensor((b, h, t, d), 4);
+        let weights = tensor((b, t, h, d), 4);
         let scale = 1.0 / (d as f64).sqrt();
         let ours = causal_attention(&q, &k, &v, scale, positions.as_ref()).expect("fused");
         let theirs = composed(&q, &k, &v, &mask, scale);
@@ -502,9 +539,9 @@ mod tests {
 
     #[test]
     fn strided_values_are_read_in_place() {
-        // v as a transposed view [B, T, KV, D] -> [B, KV, T, D].
-        let (q, k) = (tensor((2, 4, 5, 8), 1), tensor((2, 2, 5, 8), 2));
-        let v = tensor((2, 5, 2, 8), 3);
+        // v as a transposed view [B, KV, T, D] -> [B, T, KV, D].
+        let (q, k) = (tensor((2, 5, 4, 8), 1), tensor((2, 5, 2, 8), 2));
+        let v = tensor((2, 2, 5, 8), 3);
         let view = v.as_tensor().transpose(1, 2).expect("view");
         assert!(!view.is_contiguous());
         let ours = causal_attention(&q, &k, &view, 0.5, None).expect("fused");
@@ -516,9 +553,9 @@ mod tests {
     #[test]
     fn mismatched_heads_are_an_error() {
         let (q, k, v) = (
-            tensor((1, 3, 4, 8), 1),
-            tensor((1, 2, 4, 8), 2),
-            tensor((1, 2, 4, 8), 3),
+            tensor((1, 4, 3, 8), 1),
+            tensor((1, 4, 2, 8), 2),
+            tensor((1, 4, 2, 8), 3),
         );
         let err = causal_attention(&q, &k, &v, 1.0, None).expect_err("3 heads over 2");
         assert!(err.to_string().contains("cannot share"), "{err}");

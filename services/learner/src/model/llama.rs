@@ -175,11 +175,11 @@ impl Packing {
 impl Attention {
     fn forward(&self, x: &Tensor, layout: &Layout) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        // [B, T, heads·D] seen as [B, heads, T, D]: rotary embedding and
-        // attention read these views in place, without transposed copies.
-        let heads = |y: Tensor, heads: usize| -> Result<Tensor> {
-            y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)
-        };
+        // [B, T, heads·D] seen as [B, T, heads, D] (a free reshape): rotary
+        // embedding and attention work token-major, so the graph holds no
+        // transposes.
+        let heads =
+            |y: Tensor, heads: usize| -> Result<Tensor> { y.reshape((b, t, heads, self.head_dim)) };
         let mut q = heads(self.q.forward(x)?, self.heads)?;
         let mut k = heads(self.k.forward(x)?, self.kv_heads)?;
         let v = heads(self.v.forward(x)?, self.kv_heads)?;
@@ -191,7 +191,6 @@ impl Attention {
         let k = layout.rope(&k)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let out = super::attention::causal_attention(&q, &k, &v, scale, layout.positions.as_ref())?
-            .transpose(1, 2)?
             .reshape((b, t, self.heads * self.head_dim))?;
         self.o.forward(&out)
     }

@@ -249,9 +249,11 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 }
 
 /// Rotary embedding in Hugging Face layout (`rotate_half`) for
-/// `x: [B, H, T, D]` (any strides with contiguous rows) with tables `cos`, `sin`: `[T, D]`. Token `t` of row `b`
-/// is rotated by its position: `t`, or `positions[b·T + t]` when given (packed
-/// rows, where positions restart at each example).
+/// `x: [B, T, H, D]` or `[B, T, D]` (token-major, as a projection's output is
+/// laid out; any strides with contiguous rows) with tables `cos`, `sin`:
+/// `[T, D]`. Token `t` of row `b` is rotated by its position: `t`, or
+/// `positions[b·T + t]` when given (packed rows, where positions restart at
+/// each example).
 struct Rope {
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -270,15 +272,38 @@ impl CustomOp1 for Rope {
             candle_core::bail!("{}: only f32 tensors are supported", self.name())
         };
         let dims = layout.dims();
-        if dims.len() < 2 || (layout.stride()[dims.len() - 1] != 1 && dims[dims.len() - 1] > 1) {
-            candle_core::bail!(
-                "{}: expects [..., T, D] with contiguous rows, got {:?}",
+        let (t, heads, d) = match *dims {
+            [_, t, h, d] => (t, h, d),
+            [_, t, d] => (t, 1, d),
+            _ => candle_core::bail!(
+                "{}: expects [B, T, H, D] or [B, T, D], got {:?}",
                 self.name(),
                 dims
+            ),
+        };
+        if layout.stride()[dims.len() - 1] != 1 && d > 1 {
+            candle_core::bail!("{}: the rows of {:?} must be contiguous", self.name(), dims)
+        }
+        if let Some(p) = &self.positions
+            && p.len() != dims[0] * t
+        {
+            candle_core::bail!(
+                "{}: {} positions for {} rows of {t} tokens",
+                self.name(),
+                p.len(),
+                dims[0]
             )
         }
-        let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-        let rows_per_batch = if dims.len() == 4 { dims[1] * t } else { t };
+        let last = match &self.positions {
+            Some(p) => p.iter().max().map_or(0, |&p| p as usize),
+            None => t.saturating_sub(1),
+        };
+        if (last + 1) * d > self.cos.len().min(self.sin.len()) {
+            candle_core::bail!(
+                "{}: position {last} is beyond the rotary tables",
+                self.name()
+            )
+        }
         let half = d / 2;
         let mut out = vec![0f32; layout.shape().elem_count()];
         if out.is_empty() {
@@ -297,9 +322,11 @@ impl CustomOp1 for Rope {
         }
         let rotate = |(i, dst): (usize, &mut [f32])| {
             let row = &data[row_offset(i)..][..d];
+            // Row i is head i % H of token (i / H) % T in batch row i / (T·H).
+            let token = (i / heads) % t;
             let pos = match &self.positions {
-                None => i % t,
-                Some(p) => p[(i / rows_per_batch) * t + i % t] as usize,
+                None => token,
+                Some(p) => p[i / (heads * t) * t + token] as usize,
             };
             let (c, s) = (
                 &self.cos[pos * d..pos * d + d],
@@ -612,22 +639,34 @@ mod tests {
         let freqs = Tensor::randn(0f32, 1.0, (t, d / 2), &dev).unwrap();
         let freqs = Tensor::cat(&[&freqs, &freqs], 1).unwrap();
         let (cos, sin) = (freqs.cos().unwrap(), freqs.sin().unwrap());
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, t, d), &dev).unwrap()).unwrap();
+        // [B, T, H, D] tokens; the tables broadcast over [B, H, T, D].
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, 3, d), &dev).unwrap()).unwrap();
         let composed = |x: &Tensor| {
+            let x = x.transpose(1, 2).unwrap();
             let x1 = x.narrow(D::Minus1, 0, d / 2).unwrap();
             let x2 = x.narrow(D::Minus1, d / 2, d / 2).unwrap();
             let rotated = Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap();
-            (x.broadcast_mul(&cos).unwrap() + rotated.broadcast_mul(&sin).unwrap()).unwrap()
+            (x.broadcast_mul(&cos).unwrap() + rotated.broadcast_mul(&sin).unwrap())
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
         };
         check(|x| rope(x, &cos, &sin, None).unwrap(), composed, &x);
-        // A transposed view ([B, T, H, D] seen as [B, H, T, D]) is read in
+        // A transposed view ([B, H, T, D] seen as [B, T, H, D]) is read in
         // place, with the same values and gradients.
         let stored =
-            Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, 3, d), &dev).unwrap()).unwrap();
+            Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, t, d), &dev).unwrap()).unwrap();
         check(
             |x| rope(&x.transpose(1, 2).unwrap(), &cos, &sin, None).unwrap(),
             |x| composed(&x.transpose(1, 2).unwrap()),
             &stored,
+        );
+        // Three dimensions: one head.
+        let x3 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, d), &dev).unwrap()).unwrap();
+        check(
+            |x| rope(x, &cos, &sin, None).unwrap(),
+            |x| composed(&x.unsqueeze(2).unwrap()).squeeze(2).unwrap(),
+            &x3,
         );
     }
 
@@ -639,9 +678,10 @@ mod tests {
         let freqs = Tensor::cat(&[&freqs, &freqs], 1).unwrap();
         let (cos, sin) = (freqs.cos().unwrap(), freqs.sin().unwrap());
         let positions: Arc<[u32]> = Arc::from(vec![0, 1, 2, 3, 4, 5, 2, 0, 1, 5, 3, 4]);
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, t, d), &dev).unwrap()).unwrap();
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, 3, d), &dev).unwrap()).unwrap();
         // Row by row with the tables gathered at that row's positions.
         let composed = |x: &Tensor| {
+            let x = x.transpose(1, 2).unwrap();
             let rows: Vec<Tensor> = (0..2)
                 .map(|b| {
                     let at = Tensor::from_slice(&positions[b * t..(b + 1) * t], t, &dev).unwrap();
@@ -656,7 +696,7 @@ mod tests {
                     (xb.broadcast_mul(&c).unwrap() + rotated.broadcast_mul(&s).unwrap()).unwrap()
                 })
                 .collect();
-            Tensor::cat(&rows, 0).unwrap()
+            Tensor::cat(&rows, 0).unwrap().transpose(1, 2).unwrap()
         };
         check(
             |x| rope(x, &cos, &sin, Some(&positions)).unwrap(),
