@@ -224,7 +224,7 @@ impl CausalAttention {
         let mut dq = vec![0f32; batch * heads * matrix];
         let mut dk = vec![0f32; batch * kv_heads * matrix];
         let mut dv = vec![0f32; batch * kv_heads * matrix];
-        if matrix == 0 || batch == 0 {
+        if matrix == 0 {
             return Ok((dq, dk, dv));
         }
         dq.par_chunks_mut(group * matrix)
@@ -265,13 +265,12 @@ impl CausalAttention {
                             len,
                         )?;
                         // dS = P ⊙ (dP − rowsum(dO ⊙ O))
+                        let (o, g) = (out.matrix(b, h, false), grad.matrix(b, h, false));
                         for (row, (ds, p)) in dprobs
                             .chunks_exact_mut(len)
                             .zip(probs.chunks_exact(len))
                             .enumerate()
                         {
-                            let o = out.matrix(b, h, false);
-                            let g = grad.matrix(b, h, false);
                             let o = &o.data[o.offset + row * o.ld..][..dim];
                             let g = &g.data[g.offset + row * g.ld..][..dim];
                             let delta: f32 = o.iter().zip(g).map(|(o, g)| o * g).sum();

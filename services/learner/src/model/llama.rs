@@ -124,15 +124,14 @@ fn rope_tables(
 /// plus per-token positions for packed rows (each query then attends only
 /// its own example).
 struct Layout {
-    cos: Tensor,
-    sin: Tensor,
+    tables: super::ops::RopeTables,
     positions: Option<Arc<[u32]>>,
 }
 
 impl Layout {
-    /// `x·cos + rotate_half(x)·sin` for `x: [B, heads, T, head_dim]`.
+    /// `x·cos + rotate_half(x)·sin` for `x: [B, T, heads, head_dim]`.
     fn rope(&self, x: &Tensor) -> Result<Tensor> {
-        super::ops::rope(x, &self.cos, &self.sin, self.positions.as_ref())
+        super::ops::rope(x, &self.tables, self.positions.as_ref())
     }
 }
 
@@ -337,8 +336,7 @@ impl Llama {
             &self.device,
         )?;
         let layout = Layout {
-            cos,
-            sin,
+            tables: super::ops::RopeTables::new(&cos, &sin)?,
             positions: packing.map(|p| p.positions.clone()),
         };
         for block in &self.blocks {

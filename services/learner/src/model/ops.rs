@@ -255,9 +255,32 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 /// `positions[b·T + t]` when given (packed rows, where positions restart at
 /// each example).
 struct Rope {
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    tables: RopeTables,
     positions: Option<Arc<[u32]>>,
+    /// Rotate by −θ (the backward pass: the rotation's transpose).
+    inverse: bool,
+}
+
+/// The rotary tables `cos`, `sin` (`[T, D]`) as values, read once per
+/// forward pass and shared by every layer's rotations.
+#[derive(Debug, Clone)]
+pub struct RopeTables {
+    cos: Arc<[f32]>,
+    sin: Arc<[f32]>,
+}
+
+impl RopeTables {
+    pub fn new(cos: &Tensor, sin: &Tensor) -> Result<Self> {
+        let values = |t: &Tensor| -> Result<Arc<[f32]>> {
+            Ok(Arc::from(
+                t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+            ))
+        };
+        Ok(Self {
+            cos: values(cos)?,
+            sin: values(sin)?,
+        })
+    }
 }
 
 impl CustomOp1 for Rope {
@@ -298,7 +321,8 @@ impl CustomOp1 for Rope {
             Some(p) => p.iter().max().map_or(0, |&p| p as usize),
             None => t.saturating_sub(1),
         };
-        if (last + 1) * d > self.cos.len().min(self.sin.len()) {
+        let RopeTables { cos, sin } = &self.tables;
+        if (last + 1) * d > cos.len().min(sin.len()) {
             candle_core::bail!(
                 "{}: position {last} is beyond the rotary tables",
                 self.name()
@@ -320,6 +344,7 @@ impl CustomOp1 for Rope {
         if row_offset(out.len() / d - 1) + d > data.len() {
             candle_core::bail!("{}: the layout exceeds its storage", self.name())
         }
+        let sign = if self.inverse { -1.0f32 } else { 1.0 };
         let rotate = |(i, dst): (usize, &mut [f32])| {
             let row = &data[row_offset(i)..][..d];
             // Row i is head i % H of token (i / H) % T in batch row i / (T·H).
@@ -328,13 +353,11 @@ impl CustomOp1 for Rope {
                 None => token,
                 Some(p) => p[i / (heads * t) * t + token] as usize,
             };
-            let (c, s) = (
-                &self.cos[pos * d..pos * d + d],
-                &self.sin[pos * d..pos * d + d],
-            );
+            let (c, s) = (&cos[pos * d..pos * d + d], &sin[pos * d..pos * d + d]);
             for j in 0..half {
-                dst[j] = row[j] * c[j] - row[j + half] * s[j];
-                dst[j + half] = row[j + half] * c[j + half] + row[j] * s[j + half];
+                let (s1, s2) = (s[j] * sign, s[j + half] * sign);
+                dst[j] = row[j] * c[j] - row[j + half] * s1;
+                dst[j + half] = row[j + half] * c[j + half] + row[j] * s2;
             }
         };
         out.par_chunks_mut(d)
@@ -347,26 +370,20 @@ impl CustomOp1 for Rope {
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         // The rotation's transpose is the rotation by −θ.
         let inverse = Rope {
-            cos: self.cos.clone(),
-            sin: self.sin.iter().map(|s| -s).collect(),
+            tables: self.tables.clone(),
             positions: self.positions.clone(),
+            inverse: !self.inverse,
         };
         Ok(Some(grad.contiguous()?.apply_op1(inverse)?))
     }
 }
 
-pub fn rope(
-    x: &Tensor,
-    cos: &Tensor,
-    sin: &Tensor,
-    positions: Option<&Arc<[u32]>>,
-) -> Result<Tensor> {
-    let op = Rope {
-        cos: cos.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
-        sin: sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+pub fn rope(x: &Tensor, tables: &RopeTables, positions: Option<&Arc<[u32]>>) -> Result<Tensor> {
+    x.apply_op1(Rope {
+        tables: tables.clone(),
         positions: positions.cloned(),
-    };
-    x.apply_op1(op)
+        inverse: false,
+    })
 }
 
 fn u32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [u32]> {
@@ -639,6 +656,7 @@ mod tests {
         let freqs = Tensor::randn(0f32, 1.0, (t, d / 2), &dev).unwrap();
         let freqs = Tensor::cat(&[&freqs, &freqs], 1).unwrap();
         let (cos, sin) = (freqs.cos().unwrap(), freqs.sin().unwrap());
+        let tables = RopeTables::new(&cos, &sin).unwrap();
         // [B, T, H, D] tokens; the tables broadcast over [B, H, T, D].
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, 3, d), &dev).unwrap()).unwrap();
         let composed = |x: &Tensor| {
@@ -651,20 +669,20 @@ mod tests {
                 .transpose(1, 2)
                 .unwrap()
         };
-        check(|x| rope(x, &cos, &sin, None).unwrap(), composed, &x);
+        check(|x| rope(x, &tables, None).unwrap(), composed, &x);
         // A transposed view ([B, H, T, D] seen as [B, T, H, D]) is read in
         // place, with the same values and gradients.
         let stored =
             Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, t, d), &dev).unwrap()).unwrap();
         check(
-            |x| rope(&x.transpose(1, 2).unwrap(), &cos, &sin, None).unwrap(),
+            |x| rope(&x.transpose(1, 2).unwrap(), &tables, None).unwrap(),
             |x| composed(&x.transpose(1, 2).unwrap()),
             &stored,
         );
         // Three dimensions: one head.
         let x3 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, d), &dev).unwrap()).unwrap();
         check(
-            |x| rope(x, &cos, &sin, None).unwrap(),
+            |x| rope(x, &tables, None).unwrap(),
             |x| composed(&x.unsqueeze(2).unwrap()).squeeze(2).unwrap(),
             &x3,
         );
@@ -677,6 +695,7 @@ mod tests {
         let freqs = Tensor::randn(0f32, 1.0, (t, d / 2), &dev).unwrap();
         let freqs = Tensor::cat(&[&freqs, &freqs], 1).unwrap();
         let (cos, sin) = (freqs.cos().unwrap(), freqs.sin().unwrap());
+        let tables = RopeTables::new(&cos, &sin).unwrap();
         let positions: Arc<[u32]> = Arc::from(vec![0, 1, 2, 3, 4, 5, 2, 0, 1, 5, 3, 4]);
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, 3, d), &dev).unwrap()).unwrap();
         // Row by row with the tables gathered at that row's positions.
@@ -699,7 +718,7 @@ mod tests {
             Tensor::cat(&rows, 0).unwrap().transpose(1, 2).unwrap()
         };
         check(
-            |x| rope(x, &cos, &sin, Some(&positions)).unwrap(),
+            |x| rope(x, &tables, Some(&positions)).unwrap(),
             composed,
             &x,
         );
