@@ -2,9 +2,12 @@
 //! `softmax(Q·Kᵀ·scale + causal mask)·V` per head, grouped-query heads
 //! reading their shared key/value head directly (no repeated copies).
 //!
-//! Queries, keys, values and the output are token-major, `[B, T, heads, D]`,
-//! as the projections lay them out, so the graph holds no transposes (whose
-//! backward passes candle accumulates through slow strided additions). Each
+//! Queries, keys and values come stacked in one token-major tensor,
+//! `[B, T, heads + 2·kv_heads, D]`, as one product with the three weights
+//! stacked lays them out, and the output is `[B, T, heads, D]`: the graph
+//! holds no transposes or slices (whose backward passes candle accumulates
+//! through zero-filled copies and strided additions), and the backward pass
+//! returns one stacked gradient for the one product's backward. Each
 //! (batch row, head) is two BLAS products and a softmax on one thread, rows
 //! and heads spread over rayon's threads. The backward pass recomputes the
 //! probabilities instead of keeping the `[B, H, T, T]` tensor alive between
@@ -12,7 +15,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::blas::{Operand, gemm};
@@ -55,6 +58,16 @@ impl<'a> Heads<'a> {
         })
     }
 
+    /// Heads `first..first + count` only.
+    fn select(&self, first: usize, count: usize) -> Self {
+        let [b, _, t, d] = self.dims;
+        Self {
+            dims: [b, count, t, d],
+            start: self.start + first * self.head_stride,
+            ..*self
+        }
+    }
+
     /// The `T × D` matrix of `head` in batch row `batch`.
     fn matrix(&self, batch: usize, head: usize, transposed: bool) -> Operand<'a> {
         Operand {
@@ -66,21 +79,29 @@ impl<'a> Heads<'a> {
     }
 }
 
-/// `[B, H, T, D]` values (heads first, as computed) laid out `[B, T, H, D]`.
-fn token_major(x: &[f32], [b, h, t, d]: [usize; 4]) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+/// Head-major parts (`[B, heads, T, D]` each, as computed) laid out
+/// token-major and side by side: `[B, T, Σ heads, D]`, each token's heads of
+/// the first part, then those of the second, and so on.
+fn token_major(parts: &[(&[f32], usize)], batch: usize, len: usize, dim: usize) -> Vec<f32> {
+    let width: usize = parts.iter().map(|(_, heads)| heads * dim).sum();
+    let mut out = vec![0f32; batch * len * width];
     if out.is_empty() {
         return out;
     }
-    debug_assert_eq!(x.len(), b * h * t * d);
-    out.par_chunks_mut(h * d)
+    for (x, heads) in parts {
+        debug_assert_eq!(x.len(), batch * heads * len * dim);
+    }
+    out.par_chunks_mut(width)
         .enumerate()
         .with_min_len(16)
         .for_each(|(row, dst)| {
-            let (batch, token) = (row / t, row % t);
-            for (head, dst) in dst.chunks_exact_mut(d).enumerate() {
-                let src = ((batch * h + head) * t + token) * d;
-                dst.copy_from_slice(&x[src..src + d]);
+            let (b, token) = (row / len, row % len);
+            let mut dst = dst.chunks_exact_mut(dim);
+            for (x, heads) in parts {
+                for (head, dst) in (0..*heads).zip(&mut dst) {
+                    let src = ((b * heads + head) * len + token) * dim;
+                    dst.copy_from_slice(&x[src..src + dim]);
+                }
             }
         });
     out
@@ -103,6 +124,8 @@ fn with_heads<R>(x: &Tensor, what: &str, f: impl FnOnce(Heads<'_>) -> Result<R>)
 pub struct CausalAttention {
     scale: f32,
     positions: Option<Arc<[u32]>>,
+    heads: usize,
+    kv_heads: usize,
 }
 
 /// The shapes of one call: `heads` query heads sharing `kv_heads` key/value
@@ -123,6 +146,22 @@ impl Shapes {
 }
 
 impl CausalAttention {
+    /// The queries, keys and values of a stacked `[B, T, heads + 2·kv_heads, D]`.
+    fn split<'a>(&self, stacked: Heads<'a>) -> Result<(Heads<'a>, Heads<'a>, Heads<'a>)> {
+        let (h, kv) = (self.heads, self.kv_heads);
+        if stacked.dims[1] != h + 2 * kv {
+            candle_core::bail!(
+                "r1-attention: {} stacked heads are not {h} query heads and twice {kv} key/value heads",
+                stacked.dims[1]
+            )
+        }
+        Ok((
+            stacked.select(0, h),
+            stacked.select(h, kv),
+            stacked.select(h + kv, kv),
+        ))
+    }
+
     fn shapes(&self, q: &Heads<'_>, k: &Heads<'_>, v: &Heads<'_>) -> Result<Shapes> {
         let [b, h, t, d] = q.dims;
         let kv = k.dims[1];
@@ -203,14 +242,14 @@ impl CausalAttention {
         Ok(())
     }
 
-    /// Gradients of `q`, `k` and `v` (contiguous, token-major like them) for
-    /// the output `out` and its gradient `grad`.
+    /// The gradients of `q`, `k` and `v`, stacked token-major as they came,
+    /// for the output `out` and its gradient `grad`.
     fn gradients(
         &self,
         (q, k, v): (&Heads<'_>, &Heads<'_>, &Heads<'_>),
         out: &Heads<'_>,
         grad: &Heads<'_>,
-    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    ) -> Result<Vec<f32>> {
         let shapes = self.shapes(q, k, v)?;
         let Shapes {
             batch,
@@ -225,7 +264,7 @@ impl CausalAttention {
         let mut dk = vec![0f32; batch * kv_heads * matrix];
         let mut dv = vec![0f32; batch * kv_heads * matrix];
         if matrix == 0 {
-            return Ok((dq, dk, dv));
+            return Ok(Vec::new());
         }
         dq.par_chunks_mut(group * matrix)
             .zip(dk.par_chunks_mut(matrix))
@@ -310,31 +349,22 @@ impl CausalAttention {
                     Ok::<(), candle_core::Error>(())
                 },
             )?;
-        Ok((
-            token_major(&dq, [batch, heads, len, dim]),
-            token_major(&dk, [batch, kv_heads, len, dim]),
-            token_major(&dv, [batch, kv_heads, len, dim]),
+        Ok(token_major(
+            &[(&dq, heads), (&dk, kv_heads), (&dv, kv_heads)],
+            batch,
+            len,
+            dim,
         ))
     }
 }
 
-impl CustomOp3 for CausalAttention {
+impl CustomOp1 for CausalAttention {
     fn name(&self) -> &'static str {
         "r1-causal-attention"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let q = Heads::new(s1, l1, "the queries")?;
-        let k = Heads::new(s2, l2, "the keys")?;
-        let v = Heads::new(s3, l3, "the values")?;
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (q, k, v) = self.split(Heads::new(storage, layout, "the stacked q/k/v")?)?;
         let shapes = self.shapes(&q, &k, &v)?;
         let Shapes {
             heads, len, dim, ..
@@ -364,58 +394,49 @@ impl CustomOp3 for CausalAttention {
                 },
             )?;
         }
-        let out = token_major(&out, [shapes.batch, heads, len, dim]);
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        let out = token_major(&[(&out, heads)], shapes.batch, len, dim);
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((shapes.batch, len, heads, dim)),
+        ))
     }
 
-    fn bwd(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, stacked: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let grad = grad.contiguous()?;
-        let (dq, dk, dv) = with_heads(q, "the queries", |qh| {
-            with_heads(k, "the keys", |kh| {
-                with_heads(v, "the values", |vh| {
-                    with_heads(res, "the output", |oh| {
-                        with_heads(&grad, "the output's gradient", |gh| {
-                            self.gradients((&qh, &kh, &vh), &oh, &gh)
-                        })
-                    })
+        let d_stacked = with_heads(stacked, "the stacked q/k/v", |all| {
+            let (qh, kh, vh) = self.split(all)?;
+            with_heads(res, "the output", |oh| {
+                with_heads(&grad, "the output's gradient", |gh| {
+                    self.gradients((&qh, &kh, &vh), &oh, &gh)
                 })
             })
         })?;
-        let device = q.device();
-        Ok((
-            Some(Tensor::from_vec(dq, q.shape(), device)?),
-            Some(Tensor::from_vec(dk, k.shape(), device)?),
-            Some(Tensor::from_vec(dv, v.shape(), device)?),
-        ))
+        Ok(Some(Tensor::from_vec(
+            d_stacked,
+            stacked.shape(),
+            stacked.device(),
+        )?))
     }
 }
 
-/// Causal attention of queries `q: [B, T, H, D]` over keys and values
-/// `k`, `v: [B, T, KV, D]` (`H` a multiple of `KV`; any strides with
-/// contiguous rows): `[B, T, H, D]`. With `positions` (`[B·T]`, each token's
-/// position within its example) a query attends only its own example.
+/// Causal attention over `stacked: [B, T, heads + 2·kv_heads, D]`, each
+/// token's `heads` query heads, then its `kv_heads` key heads, then as many
+/// value heads (`heads` a multiple of `kv_heads`; any strides with
+/// contiguous rows): `[B, T, heads, D]`. With `positions` (`[B·T]`, each
+/// token's position within its example) a query attends only its own
+/// example.
 pub fn causal_attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
+    stacked: &Tensor,
+    (heads, kv_heads): (usize, usize),
     scale: f64,
     positions: Option<&Arc<[u32]>>,
 ) -> Result<Tensor> {
-    q.apply_op3(
-        k,
-        v,
-        CausalAttention {
-            scale: scale as f32,
-            positions: positions.cloned(),
-        },
-    )
+    stacked.apply_op1(CausalAttention {
+        scale: scale as f32,
+        positions: positions.cloned(),
+        heads,
+        kv_heads,
+    })
 }
 
 #[cfg(test)]
@@ -492,7 +513,8 @@ mod tests {
         let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu).expect("mask");
         let weights = tensor((b, t, h, d), 4);
         let scale = 1.0 / (d as f64).sqrt();
-        let ours = causal_attention(&q, &k, &v, scale, positions.as_ref()).expect("fused");
+        let stacked = Tensor::cat(&[q.as_tensor(), k.as_tensor(), v.as_tensor()], 2).expect("cat");
+        let ours = causal_attention(&stacked, (h, kv), scale, positions.as_ref()).expect("fused");
         let theirs = composed(&q, &k, &v, &mask, scale);
         assert!(max_diff(&ours, &theirs) < 1e-5, "outputs differ");
         let loss = |y: &Tensor| {
@@ -537,26 +559,23 @@ mod tests {
     }
 
     #[test]
-    fn strided_values_are_read_in_place() {
-        // v as a transposed view [B, KV, T, D] -> [B, T, KV, D].
-        let (q, k) = (tensor((2, 5, 4, 8), 1), tensor((2, 5, 2, 8), 2));
-        let v = tensor((2, 2, 5, 8), 3);
-        let view = v.as_tensor().transpose(1, 2).expect("view");
+    fn strided_heads_are_read_in_place() {
+        // A transposed view [B, heads, T, D] -> [B, T, heads, D].
+        let stored = tensor((2, 8, 5, 8), 3);
+        let view = stored.as_tensor().transpose(1, 2).expect("view");
         assert!(!view.is_contiguous());
-        let ours = causal_attention(&q, &k, &view, 0.5, None).expect("fused");
+        let ours = causal_attention(&view, (4, 2), 0.5, None).expect("fused");
         let theirs =
-            causal_attention(&q, &k, &view.contiguous().expect("copy"), 0.5, None).expect("fused");
+            causal_attention(&view.contiguous().expect("copy"), (4, 2), 0.5, None).expect("fused");
         assert!(max_diff(&ours, &theirs) == 0.0);
     }
 
     #[test]
     fn mismatched_heads_are_an_error() {
-        let (q, k, v) = (
-            tensor((1, 4, 3, 8), 1),
-            tensor((1, 4, 2, 8), 2),
-            tensor((1, 4, 2, 8), 3),
-        );
-        let err = causal_attention(&q, &k, &v, 1.0, None).expect_err("3 heads over 2");
+        let stacked = tensor((1, 4, 7, 8), 1);
+        let err = causal_attention(&stacked, (3, 2), 1.0, None).expect_err("3 heads over 2");
         assert!(err.to_string().contains("cannot share"), "{err}");
+        let err = causal_attention(&stacked, (4, 2), 1.0, None).expect_err("7 heads are not 4 + 4");
+        assert!(err.to_string().contains("stacked heads"), "{err}");
     }
 }

@@ -161,7 +161,9 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
 /// Elements handed to one parallel task by the elementwise operations.
 const ELEMENTS_PER_TASK: usize = 16 * 1024;
 
-/// `silu(gate) · up`, the SwiGLU activation, elementwise.
+/// `silu(gate) · up`, the SwiGLU activation, over one tensor whose rows hold
+/// the gate's values and then the up projection's (`[…, 2·I]` → `[…, I]`):
+/// the output of one product with the two weights stacked.
 struct SwiGlu;
 
 /// `σ(x)`.
@@ -169,83 +171,102 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-impl CustomOp2 for SwiGlu {
+/// Rows of the stacked `[gate | up]` tensor handed to one parallel task.
+fn swiglu_rows_per_task(width: usize) -> usize {
+    (ELEMENTS_PER_TASK / width.max(1)).max(1)
+}
+
+impl CustomOp1 for SwiGlu {
     fn name(&self) -> &'static str {
         "r1-swiglu"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let gate = f32_slice(s1, l1, self.name())?;
-        let up = f32_slice(s2, l2, self.name())?;
-        if l1.dims() != l2.dims() {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let stacked = f32_slice(storage, layout, self.name())?;
+        let dims = layout.dims();
+        let width = dims.last().copied().unwrap_or(0);
+        if width % 2 != 0 {
             candle_core::bail!(
-                "{}: gate {:?} and up {:?} differ",
+                "{}: rows of {:?} do not hold a gate and an up half of equal width",
                 self.name(),
-                l1.dims(),
-                l2.dims()
+                dims
             )
         }
-        let mut out = vec![0f32; gate.len()];
-        out.par_chunks_mut(ELEMENTS_PER_TASK)
-            .zip(gate.par_chunks(ELEMENTS_PER_TASK))
-            .zip(up.par_chunks(ELEMENTS_PER_TASK))
-            .for_each(|((out, gate), up)| {
-                for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
-                    *o = g * sigmoid(*g) * u;
-                }
-            });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        let half = width / 2;
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = half;
+        }
+        let mut out = vec![0f32; stacked.len() / 2];
+        if half > 0 {
+            let rows = swiglu_rows_per_task(half);
+            out.par_chunks_mut(rows * half)
+                .zip(stacked.par_chunks(rows * width))
+                .for_each(|(out, stacked)| {
+                    for (out, row) in out.chunks_exact_mut(half).zip(stacked.chunks_exact(width)) {
+                        let (gate, up) = row.split_at(half);
+                        for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+                            *o = g * sigmoid(*g) * u;
+                        }
+                    }
+                });
+        }
+        Ok((CpuStorage::F32(out), Shape::from(out_dims)))
     }
 
-    fn bwd(
-        &self,
-        gate: &Tensor,
-        up: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, stacked: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         // d_up = g·silu(x);  d_gate = g·u·σ(x)·(1 + x·(1 − σ(x)))
         let grad = grad.contiguous()?;
-        let (d_gate, d_up) = with_values(gate, self.name(), |xs| {
-            with_values(up, self.name(), |us| {
-                with_values(&grad, self.name(), |gs| {
-                    let mut d_gate = vec![0f32; xs.len()];
-                    let mut d_up = vec![0f32; xs.len()];
-                    d_gate
-                        .par_chunks_mut(ELEMENTS_PER_TASK)
-                        .zip(d_up.par_chunks_mut(ELEMENTS_PER_TASK))
-                        .zip(xs.par_chunks(ELEMENTS_PER_TASK))
-                        .zip(us.par_chunks(ELEMENTS_PER_TASK))
-                        .zip(gs.par_chunks(ELEMENTS_PER_TASK))
-                        .for_each(|((((dx, du), xs), us), gs)| {
-                            for ((((dx, du), x), u), g) in
-                                dx.iter_mut().zip(du.iter_mut()).zip(xs).zip(us).zip(gs)
+        let width = stacked.dims().last().copied().unwrap_or(0);
+        let half = width / 2;
+        let d_stacked = with_values(stacked, self.name(), |xs| {
+            with_values(&grad, self.name(), |gs| {
+                let mut d_stacked = vec![0f32; xs.len()];
+                if half == 0 {
+                    return Ok(d_stacked);
+                }
+                let rows = swiglu_rows_per_task(half);
+                d_stacked
+                    .par_chunks_mut(rows * width)
+                    .zip(xs.par_chunks(rows * width))
+                    .zip(gs.par_chunks(rows * half))
+                    .for_each(|((ds, xs), gs)| {
+                        for ((ds, row), gs) in ds
+                            .chunks_exact_mut(width)
+                            .zip(xs.chunks_exact(width))
+                            .zip(gs.chunks_exact(half))
+                        {
+                            let (gate, up) = row.split_at(half);
+                            let (d_gate, d_up) = ds.split_at_mut(half);
+                            for ((((dx, du), x), u), g) in d_gate
+                                .iter_mut()
+                                .zip(d_up.iter_mut())
+                                .zip(gate)
+                                .zip(up)
+                                .zip(gs)
                             {
                                 let s = sigmoid(*x);
                                 *du = g * x * s;
                                 *dx = g * u * s * (1.0 + x * (1.0 - s));
                             }
-                        });
-                    Ok((d_gate, d_up))
-                })
+                        }
+                    });
+                Ok(d_stacked)
             })
         })?;
-        Ok((
-            Some(Tensor::from_vec(d_gate, gate.shape(), gate.device())?),
-            Some(Tensor::from_vec(d_up, up.shape(), up.device())?),
-        ))
+        Ok(Some(Tensor::from_vec(
+            d_stacked,
+            stacked.shape(),
+            stacked.device(),
+        )?))
     }
 }
 
-/// `silu(gate) · up` in one pass, with its backward in one more.
-pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
+/// `silu(gate) · up` in one pass (backward in one more) for `stacked`
+/// `[…, 2·I]`, each row the gate's `I` values followed by the up
+/// projection's: `[…, I]`.
+pub fn swiglu(stacked: &Tensor) -> Result<Tensor> {
+    stacked.contiguous()?.apply_op1(SwiGlu)
 }
 
 /// Rotary embedding in Hugging Face layout (`rotate_half`) for
@@ -253,10 +274,12 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 /// laid out; any strides with contiguous rows) with tables `cos`, `sin`:
 /// `[T, D]`. Token `t` of row `b` is rotated by its position: `t`, or
 /// `positions[b·T + t]` when given (packed rows, where positions restart at
-/// each example).
+/// each example). With `rotated_heads`, only heads `0..rotated_heads` are
+/// rotated and the rest are copied (the values of a stacked q/k/v tensor).
 struct Rope {
     tables: RopeTables,
     positions: Option<Arc<[u32]>>,
+    rotated_heads: Option<usize>,
     /// Rotate by −θ (the backward pass: the rotation's transpose).
     inverse: bool,
 }
@@ -345,8 +368,13 @@ impl CustomOp1 for Rope {
             candle_core::bail!("{}: the layout exceeds its storage", self.name())
         }
         let sign = if self.inverse { -1.0f32 } else { 1.0 };
+        let rotated = self.rotated_heads.unwrap_or(heads);
         let rotate = |(i, dst): (usize, &mut [f32])| {
             let row = &data[row_offset(i)..][..d];
+            if i % heads >= rotated {
+                dst.copy_from_slice(row);
+                return;
+            }
             // Row i is head i % H of token (i / H) % T in batch row i / (T·H).
             let token = (i / heads) % t;
             let pos = match &self.positions {
@@ -372,6 +400,7 @@ impl CustomOp1 for Rope {
         let inverse = Rope {
             tables: self.tables.clone(),
             positions: self.positions.clone(),
+            rotated_heads: self.rotated_heads,
             inverse: !self.inverse,
         };
         Ok(Some(grad.contiguous()?.apply_op1(inverse)?))
@@ -382,8 +411,29 @@ pub fn rope(x: &Tensor, tables: &RopeTables, positions: Option<&Arc<[u32]>>) -> 
     x.apply_op1(Rope {
         tables: tables.clone(),
         positions: positions.cloned(),
+        rotated_heads: None,
         inverse: false,
     })
+}
+
+/// [`rope`] of the first `rotated` heads of `x: [B, T, H, D]`; heads
+/// `rotated..H` are copied as they are (queries and keys rotated, values
+/// not, in one pass over a stacked q/k/v tensor).
+pub fn rope_leading_heads(
+    x: &Tensor,
+    rotated: usize,
+    tables: &RopeTables,
+    positions: Option<&Arc<[u32]>>,
+) -> Result<Tensor> {
+    match x.dims() {
+        [_, _, heads, _] if rotated <= *heads => x.apply_op1(Rope {
+            tables: tables.clone(),
+            positions: positions.cloned(),
+            rotated_heads: Some(rotated),
+            inverse: false,
+        }),
+        dims => candle_core::bail!("r1-rope: cannot rotate {rotated} heads of {dims:?}"),
+    }
 }
 
 fn u32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [u32]> {
@@ -604,24 +654,24 @@ mod tests {
     #[test]
     fn fused_swiglu_matches_silu_times_up_with_gradients() {
         let dev = Device::Cpu;
-        // More elements than one parallel task holds.
-        let shape = (3, 7, ELEMENTS_PER_TASK / 8);
-        let gate = Var::from_tensor(&Tensor::randn(0f32, 3.0, shape, &dev).unwrap()).unwrap();
-        let up = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+        // More rows than one parallel task holds, the last task partial.
+        let half = 40;
+        let rows = swiglu_rows_per_task(half) * 2 + 3;
+        let stacked =
+            Var::from_tensor(&Tensor::randn(0f32, 3.0, (rows, 2, 2 * half), &dev).unwrap())
+                .unwrap();
         check(
-            |g| swiglu(g, &up).unwrap(),
-            |g| (candle_nn::ops::silu(g).unwrap() * &up).unwrap(),
-            &gate,
+            |x| swiglu(x).unwrap(),
+            |x| {
+                let gate = x.narrow(D::Minus1, 0, half).unwrap();
+                let up = x.narrow(D::Minus1, half, half).unwrap();
+                (candle_nn::ops::silu(&gate).unwrap() * up).unwrap()
+            },
+            &stacked,
         );
-        let up = Var::from_tensor(&up).unwrap();
-        let gate = gate.as_tensor().detach();
-        check(
-            |u| swiglu(&gate, u).unwrap(),
-            |u| (candle_nn::ops::silu(&gate).unwrap() * u).unwrap(),
-            &up,
-        );
-        let err = swiglu(&gate, &gate.narrow(0, 0, 1).unwrap()).expect_err("shapes differ");
-        assert!(err.to_string().contains("differ"), "{err}");
+        let odd = Tensor::zeros((2, 5), DType::F32, &dev).unwrap();
+        let err = swiglu(&odd).expect_err("odd width");
+        assert!(err.to_string().contains("equal width"), "{err}");
     }
 
     #[test]
@@ -679,6 +729,16 @@ mod tests {
             |x| composed(&x.transpose(1, 2).unwrap()),
             &stored,
         );
+        // Only the leading heads of a stacked tensor; the rest are copied.
+        check(
+            |x| rope_leading_heads(x, 2, &tables, None).unwrap(),
+            |x| {
+                let rotated = composed(&x.narrow(2, 0, 2).unwrap());
+                Tensor::cat(&[&rotated, &x.narrow(2, 2, 1).unwrap()], 2).unwrap()
+            },
+            &x,
+        );
+        assert!(rope_leading_heads(x.as_tensor(), 4, &tables, None).is_err());
         // Three dimensions: one head.
         let x3 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, d), &dev).unwrap()).unwrap();
         check(
