@@ -19,6 +19,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor}
 use rayon::prelude::*;
 
 use super::blas::{Operand, gemm};
+use super::fastmath;
 
 /// Where the `T × D` matrix of each (batch row, head) of one `[B, T, heads, D]`
 /// tensor lies in its storage: any strides, as long as each row of `D`
@@ -209,13 +210,8 @@ impl CausalAttention {
             let (keys, after) = rest.split_at_mut(query + 1 - first);
             before.fill(0.0);
             after.fill(0.0);
-            let max = keys.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for s in keys.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
+            let max = fastmath::max(keys);
+            let inv = 1.0 / fastmath::exp_shifted_in_place(keys, max);
             keys.iter_mut().for_each(|s| *s *= inv);
         }
     }

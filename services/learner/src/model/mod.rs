@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod blas;
 pub mod config;
+mod fastmath;
 pub mod llama;
 pub mod ops;
 pub mod weights;

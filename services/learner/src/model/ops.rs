@@ -11,6 +11,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use super::fastmath::{self, sigmoid};
+
 pub(super) fn f32_slice<'a>(
     storage: &'a CpuStorage,
     layout: &Layout,
@@ -165,11 +167,6 @@ const ELEMENTS_PER_TASK: usize = 16 * 1024;
 /// the gate's values and then the up projection's (`[…, 2·I]` → `[…, I]`):
 /// the output of one product with the two weights stacked.
 struct SwiGlu;
-
-/// `σ(x)`.
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
 
 /// Rows of the stacked `[gate | up]` tensor handed to one parallel task.
 fn swiglu_rows_per_task(width: usize) -> usize {
@@ -448,8 +445,8 @@ fn u32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&
 
 /// `log Σ exp(row)`, stable.
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    max + row.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+    let max = fastmath::max(row);
+    max + fastmath::sum_exp_shifted(row, max).ln()
 }
 
 /// Rows of `[rows, vocab]` logits processed in parallel, this many at a time.
@@ -547,7 +544,7 @@ impl candle_core::CustomOp3 for TokenLogprobsGrad {
                 {
                     let lse = log_sum_exp(row);
                     for (d, v) in d.iter_mut().zip(row) {
-                        *d = -g * (v - lse).exp();
+                        *d = -g * fastmath::exp(v - lse);
                     }
                     if let Some(d) = d.get_mut(t as usize) {
                         *d += g;
