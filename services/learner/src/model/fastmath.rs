@@ -46,23 +46,29 @@ pub(super) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-/// Lanes of [`sum`]: independent partial sums the compiler keeps in SIMD
+/// Lanes of [`lane_sum`] and [`max`]: independent partial sums the compiler keeps in SIMD
 /// registers.
 const LANES: usize = 8;
 
-/// `Σ xs`, in `LANES` interleaved partial sums (a different rounding order
-/// from a sequential sum, and a vectorised one).
-#[inline]
-pub(super) fn sum(xs: &[f32]) -> f32 {
+/// `Σ f(xs[i])`, in `LANES` interleaved partial sums (a different rounding
+/// order from a sequential sum, and a vectorised one).
+#[inline(always)]
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0f32; LANES];
     let mut chunks = xs.chunks_exact(LANES);
     for chunk in &mut chunks {
         for (lane, x) in lanes.iter_mut().zip(chunk) {
-            *lane += x;
+            *lane += f(*x);
         }
     }
-    let tail: f32 = chunks.remainder().iter().sum();
+    let tail: f32 = chunks.remainder().iter().map(|x| f(*x)).sum();
     lanes.iter().sum::<f32>() + tail
+}
+
+/// `Σ xs`, in `LANES` interleaved partial sums.
+#[inline]
+pub(super) fn sum(xs: &[f32]) -> f32 {
+    lane_sum(xs, |x| x)
 }
 
 /// `xs[i] = e^(xs[i] − shift)` for every element; returns their sum.
@@ -77,15 +83,7 @@ pub(super) fn exp_shifted_in_place(xs: &mut [f32], shift: f32) -> f32 {
 /// `Σ e^(xs[i] − shift)`, in `LANES` interleaved partial sums.
 #[inline]
 pub(super) fn sum_exp_shifted(xs: &[f32], shift: f32) -> f32 {
-    let mut lanes = [0f32; LANES];
-    let mut chunks = xs.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (lane, x) in lanes.iter_mut().zip(chunk) {
-            *lane += exp(x - shift);
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().map(|x| exp(x - shift)).sum();
-    lanes.iter().sum::<f32>() + tail
+    lane_sum(xs, |x| exp(x - shift))
 }
 
 /// The largest element (−∞ for none).
