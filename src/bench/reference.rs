@@ -2,8 +2,9 @@
 //! each printing one JSON object, and the venvs they run in.
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::Context;
 
@@ -53,6 +54,95 @@ where
     let value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .with_context(|| format!("{} printed {stdout:?}", script.display()))?;
     Ok(ScriptOutput { script, value })
+}
+
+/// A reference script kept running to take measurements on request: it
+/// prints one JSON object when ready, then one per command line it reads.
+/// Interleaving its measurements with ours exposes both to the same machine
+/// (other load, thermal and frequency drift) instead of to two stretches of
+/// time minutes apart.
+pub struct ScriptSession {
+    script: PathBuf,
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+    /// What the script printed once ready.
+    pub ready: ScriptOutput,
+}
+
+impl ScriptSession {
+    /// Starts `scripts/<name>` with `python` and waits for it to be ready.
+    pub fn start<I, S>(python: &Path, name: &str, args: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let script = repo_path("scripts").join(name);
+        let mut child = Command::new(python)
+            .arg(&script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("running {}", python.display()))?;
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            anyhow::bail!("{}: no pipes to the script", script.display())
+        };
+        let mut session = Self {
+            ready: ScriptOutput {
+                script: script.clone(),
+                value: serde_json::Value::Null,
+            },
+            script,
+            child,
+            input,
+            output: BufReader::new(output),
+        };
+        session.ready = session.read()?;
+        Ok(session)
+    }
+
+    /// Sends `command` and returns the object the script answers with.
+    pub fn request(&mut self, command: &str) -> anyhow::Result<ScriptOutput> {
+        writeln!(self.input, "{command}")
+            .and_then(|()| self.input.flush())
+            .with_context(|| format!("{} stopped reading", self.script.display()))?;
+        self.read()
+    }
+
+    /// The next JSON object the script prints; lines that are not one
+    /// (libraries' messages) are skipped.
+    fn read(&mut self) -> anyhow::Result<ScriptOutput> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.output.read_line(&mut line)? == 0 {
+                let status = self.child.wait()?;
+                anyhow::bail!(
+                    "{} exited ({status}) without answering",
+                    self.script.display()
+                )
+            }
+            if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str(line.trim()) {
+                if let Some(error) = value.get("error") {
+                    anyhow::bail!("{}: {error}", self.script.display())
+                }
+                return Ok(ScriptOutput {
+                    script: self.script.clone(),
+                    value,
+                });
+            }
+        }
+    }
+}
+
+impl Drop for ScriptSession {
+    fn drop(&mut self) {
+        // Nothing in the script needs a clean exit.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The Python of a venv made by `scripts/<maker>` (which creates it on first
