@@ -108,6 +108,50 @@ fn token_major(parts: &[(&[f32], usize)], batch: usize, len: usize, dim: usize) 
     out
 }
 
+simd_kernel! {
+    /// Turns `len × len` scaled scores into attention probabilities: each
+    /// query's softmax over its keys, zero elsewhere. A query attends every
+    /// earlier key, or with `positions` (each token's position within its
+    /// packed example) those of its own example.
+    fn causal_softmax(scores: &mut [f32], len: usize, positions: Option<&[u32]>) {
+        for (query, row) in scores.chunks_exact_mut(len).enumerate() {
+            let first = positions.map_or(0, |p| query.saturating_sub(p[query] as usize));
+            let (before, rest) = row.split_at_mut(first);
+            let (keys, after) = rest.split_at_mut(query + 1 - first);
+            before.fill(0.0);
+            after.fill(0.0);
+            let max = fastmath::max(keys);
+            let inv = 1.0 / fastmath::exp_shifted_in_place(keys, max);
+            keys.iter_mut().for_each(|s| *s *= inv);
+        }
+    }
+}
+
+simd_kernel! {
+    /// The scores' gradient from the probabilities' `dprobs` (in place), for
+    /// one head (`len × len`): `dS = P ⊙ (dP − rowsum(dO ⊙ O))`, reading
+    /// the output `O` and its gradient `dO` as `len` rows of `dim` values,
+    /// `out_ld` and `grad_ld` apart.
+    fn softmax_backward(
+        dprobs: &mut [f32],
+        probs: &[f32],
+        (out, grad): (&[f32], &[f32]),
+        (out_ld, grad_ld): (usize, usize),
+        (len, dim): (usize, usize),
+    ) {
+        for (row, (ds, p)) in dprobs
+            .chunks_exact_mut(len)
+            .zip(probs.chunks_exact(len))
+            .enumerate()
+        {
+            let delta = fastmath::dot(&out[row * out_ld..][..dim], &grad[row * grad_ld..][..dim]);
+            for (ds, p) in ds.iter_mut().zip(p) {
+                *ds = p * (*ds - delta);
+            }
+        }
+    }
+}
+
 /// Reads a tensor's CPU storage for [`Heads`].
 fn with_heads<R>(x: &Tensor, what: &str, f: impl FnOnce(Heads<'_>) -> Result<R>) -> Result<R> {
     let (storage, layout) = x.storage_and_layout();
@@ -194,26 +238,12 @@ impl CausalAttention {
         })
     }
 
-    /// The first key query `query` of row `batch` attends.
-    fn first_key(&self, batch: usize, query: usize, len: usize) -> usize {
+    /// The positions of row `batch`'s tokens within their examples, when
+    /// packed.
+    fn row_positions(&self, batch: usize, len: usize) -> Option<&[u32]> {
         self.positions
-            .as_ref()
-            .map_or(0, |p| query.saturating_sub(p[batch * len + query] as usize))
-    }
-
-    /// Turns the `T × T` scores of row `batch` (already scaled) into
-    /// attention probabilities, zero outside each query's keys.
-    fn softmax(&self, scores: &mut [f32], batch: usize, len: usize) {
-        for (query, row) in scores.chunks_exact_mut(len).enumerate() {
-            let first = self.first_key(batch, query, len);
-            let (before, rest) = row.split_at_mut(first);
-            let (keys, after) = rest.split_at_mut(query + 1 - first);
-            before.fill(0.0);
-            after.fill(0.0);
-            let max = fastmath::max(keys);
-            let inv = 1.0 / fastmath::exp_shifted_in_place(keys, max);
-            keys.iter_mut().for_each(|s| *s *= inv);
-        }
+            .as_deref()
+            .map(|p| &p[batch * len..(batch + 1) * len])
     }
 
     /// The probabilities of `head` in row `batch` into `probs` (`T × T`).
@@ -234,7 +264,7 @@ impl CausalAttention {
             probs,
             len,
         )?;
-        self.softmax(probs, batch, len);
+        causal_softmax(probs, len, self.row_positions(batch, len));
         Ok(())
     }
 
@@ -301,18 +331,13 @@ impl CausalAttention {
                         )?;
                         // dS = P ⊙ (dP − rowsum(dO ⊙ O))
                         let (o, g) = (out.matrix(b, h, false), grad.matrix(b, h, false));
-                        for (row, (ds, p)) in dprobs
-                            .chunks_exact_mut(len)
-                            .zip(probs.chunks_exact(len))
-                            .enumerate()
-                        {
-                            let o = &o.data[o.offset + row * o.ld..][..dim];
-                            let g = &g.data[g.offset + row * g.ld..][..dim];
-                            let delta: f32 = o.iter().zip(g).map(|(o, g)| o * g).sum();
-                            for (ds, p) in ds.iter_mut().zip(p) {
-                                *ds = p * (*ds - delta);
-                            }
-                        }
+                        softmax_backward(
+                            dprobs,
+                            probs,
+                            (&o.data[o.offset..], &g.data[g.offset..]),
+                            (o.ld, g.ld),
+                            (len, dim),
+                        );
                         let ds = Operand {
                             data: dprobs,
                             offset: 0,

@@ -1,5 +1,9 @@
 //! The policy model: configuration, the decoder, and its weights on disk.
 
+// Declared first: the kernels of the modules below use its macro.
+#[macro_use]
+mod simd;
+
 pub mod attention;
 pub mod blas;
 pub mod config;

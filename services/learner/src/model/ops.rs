@@ -45,15 +45,58 @@ struct RmsNorm {
     eps: f32,
 }
 
-impl RmsNorm {
-    /// `(mean(row²) + eps)^-½`.
-    fn inverse_rms(&self, row: &[f32]) -> f32 {
-        let mean = row.iter().map(|v| v * v).sum::<f32>() / row.len().max(1) as f32;
-        1.0 / (mean + self.eps).sqrt()
-    }
+/// `(mean(row²) + eps)^-½`.
+#[inline(always)]
+fn inverse_rms(row: &[f32], eps: f32) -> f32 {
+    let mean = fastmath::dot(row, row) / row.len().max(1) as f32;
+    1.0 / (mean + eps).sqrt()
+}
 
-    /// With `r = (mean(x²) + eps)^-½` and `y = x·r·w`:
-    /// `dx = r·(g·w) − x·r³·mean(g·w·x)` and `dw = Σ_rows g·x·r`.
+simd_kernel! {
+    /// `out = x·r·w` for each row of `x` (`w.len()` values), `r` its
+    /// [`inverse_rms`].
+    fn rms_norm_rows(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+        let dim = w.len().max(1);
+        for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            let r = inverse_rms(row, eps);
+            for ((d, v), g) in dst.iter_mut().zip(row).zip(w) {
+                *d = v * r * g;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// With `r` each row's [`inverse_rms`] and `y = x·r·w`:
+    /// `dx = r·(g·w) − x·r³·mean(g·w·x)`, and `dw += g·x·r` summed over
+    /// the rows.
+    fn rms_norm_backward_rows(
+        dx: &mut [f32],
+        dw: &mut [f32],
+        (x, grad, w): (&[f32], &[f32], &[f32]),
+        eps: f32,
+    ) {
+        let dim = w.len().max(1);
+        for ((dx, x), g) in dx
+            .chunks_exact_mut(dim)
+            .zip(x.chunks_exact(dim))
+            .zip(grad.chunks_exact(dim))
+        {
+            let r = inverse_rms(x, eps);
+            // dx holds g·w until the last pass.
+            for ((dx, g), w) in dx.iter_mut().zip(g).zip(w) {
+                *dx = g * w;
+            }
+            let r3_dot = r * r * r * fastmath::dot(dx, x) / dim as f32;
+            for (((dx, x), g), dw) in dx.iter_mut().zip(x).zip(g).zip(dw.iter_mut()) {
+                *dx = r * *dx - x * r3_dot;
+                *dw += g * x * r;
+            }
+        }
+    }
+}
+
+impl RmsNorm {
     fn gradients(&self, x: &[f32], w: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let dim = w.len().max(1);
         let mut dx = vec![0f32; x.len()];
@@ -64,27 +107,7 @@ impl RmsNorm {
             .zip(grad.par_chunks(task))
             .map(|((dx, x), grad)| {
                 let mut dw = vec![0f32; dim];
-                for ((dx, x), g) in dx
-                    .chunks_exact_mut(dim)
-                    .zip(x.chunks_exact(dim))
-                    .zip(grad.chunks_exact(dim))
-                {
-                    let r = self.inverse_rms(x);
-                    let dot = x
-                        .iter()
-                        .zip(g)
-                        .zip(w)
-                        .map(|((x, g), w)| g * w * x)
-                        .sum::<f32>()
-                        / dim as f32;
-                    let r3_dot = r * r * r * dot;
-                    for ((((dx, x), g), w), dw) in
-                        dx.iter_mut().zip(x).zip(g).zip(w).zip(dw.iter_mut())
-                    {
-                        *dx = r * g * w - x * r3_dot;
-                        *dw += g * x * r;
-                    }
-                }
+                rms_norm_backward_rows(dx, &mut dw, (x, grad, w), self.eps);
                 dw
             })
             .reduce(
@@ -124,14 +147,7 @@ impl CustomOp2 for RmsNorm {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(NORM_ROWS_PER_TASK * dim)
             .zip(x.par_chunks(NORM_ROWS_PER_TASK * dim))
-            .for_each(|(out, x)| {
-                for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-                    let r = self.inverse_rms(row);
-                    for ((d, v), g) in dst.iter_mut().zip(row).zip(w) {
-                        *d = v * r * g;
-                    }
-                }
-            });
+            .for_each(|(out, x)| rms_norm_rows(out, x, w, self.eps));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -173,6 +189,45 @@ fn swiglu_rows_per_task(width: usize) -> usize {
     (ELEMENTS_PER_TASK / width.max(1)).max(1)
 }
 
+simd_kernel! {
+    /// `silu(gate)·up` for each row of `stacked` (`[gate | up]`, `2·half`
+    /// values) into a row of `half` values of `out`.
+    fn swiglu_rows(out: &mut [f32], stacked: &[f32], half: usize) {
+        for (out, row) in out.chunks_exact_mut(half).zip(stacked.chunks_exact(2 * half)) {
+            let (gate, up) = row.split_at(half);
+            for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+                *o = g * sigmoid(*g) * u;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// The gradient of [`swiglu_rows`] for the output's gradient `gs`:
+    /// `d_up = g·silu(x)` and `d_gate = g·u·σ(x)·(1 + x·(1 − σ(x)))`.
+    fn swiglu_backward_rows(ds: &mut [f32], xs: &[f32], gs: &[f32], half: usize) {
+        for ((ds, row), gs) in ds
+            .chunks_exact_mut(2 * half)
+            .zip(xs.chunks_exact(2 * half))
+            .zip(gs.chunks_exact(half))
+        {
+            let (gate, up) = row.split_at(half);
+            let (d_gate, d_up) = ds.split_at_mut(half);
+            for ((((dx, du), x), u), g) in d_gate
+                .iter_mut()
+                .zip(d_up.iter_mut())
+                .zip(gate)
+                .zip(up)
+                .zip(gs)
+            {
+                let s = sigmoid(*x);
+                *du = g * x * s;
+                *dx = g * u * s * (1.0 + x * (1.0 - s));
+            }
+        }
+    }
+}
+
 impl CustomOp1 for SwiGlu {
     fn name(&self) -> &'static str {
         "r1-swiglu"
@@ -199,20 +254,12 @@ impl CustomOp1 for SwiGlu {
             let rows = swiglu_rows_per_task(half);
             out.par_chunks_mut(rows * half)
                 .zip(stacked.par_chunks(rows * width))
-                .for_each(|(out, stacked)| {
-                    for (out, row) in out.chunks_exact_mut(half).zip(stacked.chunks_exact(width)) {
-                        let (gate, up) = row.split_at(half);
-                        for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
-                            *o = g * sigmoid(*g) * u;
-                        }
-                    }
-                });
+                .for_each(|(out, stacked)| swiglu_rows(out, stacked, half));
         }
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
     }
 
     fn bwd(&self, stacked: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        // d_up = g·silu(x);  d_gate = g·u·σ(x)·(1 + x·(1 − σ(x)))
         let grad = grad.contiguous()?;
         let width = stacked.dims().last().copied().unwrap_or(0);
         let half = width / 2;
@@ -227,27 +274,7 @@ impl CustomOp1 for SwiGlu {
                     .par_chunks_mut(rows * width)
                     .zip(xs.par_chunks(rows * width))
                     .zip(gs.par_chunks(rows * half))
-                    .for_each(|((ds, xs), gs)| {
-                        for ((ds, row), gs) in ds
-                            .chunks_exact_mut(width)
-                            .zip(xs.chunks_exact(width))
-                            .zip(gs.chunks_exact(half))
-                        {
-                            let (gate, up) = row.split_at(half);
-                            let (d_gate, d_up) = ds.split_at_mut(half);
-                            for ((((dx, du), x), u), g) in d_gate
-                                .iter_mut()
-                                .zip(d_up.iter_mut())
-                                .zip(gate)
-                                .zip(up)
-                                .zip(gs)
-                            {
-                                let s = sigmoid(*x);
-                                *du = g * x * s;
-                                *dx = g * u * s * (1.0 + x * (1.0 - s));
-                            }
-                        }
-                    });
+                    .for_each(|((ds, xs), gs)| swiglu_backward_rows(ds, xs, gs, half));
                 Ok(d_stacked)
             })
         })?;
@@ -303,6 +330,24 @@ impl RopeTables {
     }
 }
 
+simd_kernel! {
+    /// `row·cos + rotate_half(row)·sin·sign` into `dst` (`rotate_half`
+    /// moves the second half, negated, before the first).
+    fn rotate_row(dst: &mut [f32], row: &[f32], (cos, sin): (&[f32], &[f32]), sign: f32) {
+        let half = row.len() / 2;
+        let (x1, x2) = row.split_at(half);
+        let (d1, d2) = dst.split_at_mut(half);
+        let (c1, c2) = cos.split_at(half);
+        let (s1, s2) = sin.split_at(half);
+        for (((d, a), b), (c, s)) in d1.iter_mut().zip(x1).zip(x2).zip(c1.iter().zip(s1)) {
+            *d = a * c - b * (s * sign);
+        }
+        for (((d, a), b), (c, s)) in d2.iter_mut().zip(x2).zip(x1).zip(c2.iter().zip(s2)) {
+            *d = a * c + b * (s * sign);
+        }
+    }
+}
+
 impl CustomOp1 for Rope {
     fn name(&self) -> &'static str {
         "r1-rope"
@@ -348,7 +393,6 @@ impl CustomOp1 for Rope {
                 self.name()
             )
         }
-        let half = d / 2;
         let mut out = vec![0f32; layout.shape().elem_count()];
         if out.is_empty() {
             return Ok((CpuStorage::F32(out), layout.shape().clone()));
@@ -379,11 +423,7 @@ impl CustomOp1 for Rope {
                 Some(p) => p[i / (heads * t) * t + token] as usize,
             };
             let (c, s) = (&cos[pos * d..pos * d + d], &sin[pos * d..pos * d + d]);
-            for j in 0..half {
-                let (s1, s2) = (s[j] * sign, s[j + half] * sign);
-                dst[j] = row[j] * c[j] - row[j + half] * s1;
-                dst[j + half] = row[j + half] * c[j + half] + row[j] * s2;
-            }
+            rotate_row(dst, row, (c, s), sign);
         };
         out.par_chunks_mut(d)
             .enumerate()
@@ -444,9 +484,31 @@ fn u32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&
 }
 
 /// `log Σ exp(row)`, stable.
-fn log_sum_exp(row: &[f32]) -> f32 {
+#[inline(always)]
+fn log_sum_exp_inline(row: &[f32]) -> f32 {
     let max = fastmath::max(row);
     max + fastmath::sum_exp_shifted(row, max).ln()
+}
+
+simd_kernel! {
+    /// `log Σ exp(row)`, stable.
+    fn log_sum_exp(row: &[f32]) -> f32 {
+        log_sum_exp_inline(row)
+    }
+}
+
+simd_kernel! {
+    /// `d = −g·softmax(row)`, plus `g` at `target`: the gradient of
+    /// `g·log softmax(row)[target]`.
+    fn token_logprob_gradient(d: &mut [f32], row: &[f32], target: usize, g: f32) {
+        let lse = log_sum_exp_inline(row);
+        for (d, v) in d.iter_mut().zip(row) {
+            *d = -g * fastmath::exp(v - lse);
+        }
+        if let Some(d) = d.get_mut(target) {
+            *d += g;
+        }
+    }
 }
 
 /// Rows of `[rows, vocab]` logits processed in parallel, this many at a time.
@@ -542,13 +604,7 @@ impl candle_core::CustomOp3 for TokenLogprobsGrad {
                     .zip(targets)
                     .zip(grad)
                 {
-                    let lse = log_sum_exp(row);
-                    for (d, v) in d.iter_mut().zip(row) {
-                        *d = -g * fastmath::exp(v - lse);
-                    }
-                    if let Some(d) = d.get_mut(t as usize) {
-                        *d += g;
-                    }
+                    token_logprob_gradient(d, row, t as usize, g);
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
