@@ -85,27 +85,33 @@ impl<'a> Heads<'a> {
 /// the first part, then those of the second, and so on.
 fn token_major(parts: &[(&[f32], usize)], batch: usize, len: usize, dim: usize) -> Vec<f32> {
     let width: usize = parts.iter().map(|(_, heads)| heads * dim).sum();
-    let mut out = vec![0f32; batch * len * width];
-    if out.is_empty() {
-        return out;
+    if batch * len * width == 0 {
+        return Vec::new();
     }
     for (x, heads) in parts {
-        debug_assert_eq!(x.len(), batch * heads * len * dim);
+        assert_eq!(x.len(), batch * heads * len * dim, "head-major part");
     }
-    out.par_chunks_mut(width)
-        .enumerate()
-        .with_min_len(16)
-        .for_each(|(row, dst)| {
-            let (b, token) = (row / len, row % len);
-            let mut dst = dst.chunks_exact_mut(dim);
-            for (x, heads) in parts {
-                for (head, dst) in (0..*heads).zip(&mut dst) {
-                    let src = ((b * heads + head) * len + token) * dim;
-                    dst.copy_from_slice(&x[src..src + dim]);
-                }
-            }
-        });
-    out
+    // SAFETY: each chunk is one token's row of `width = Σ heads · dim`
+    // values, and the loops copy `dim` values into each of its `Σ heads`
+    // slots.
+    #[allow(unsafe_code)]
+    unsafe {
+        super::ops::written(batch * len * width, |out| {
+            out.par_chunks_mut(width)
+                .enumerate()
+                .with_min_len(16)
+                .for_each(|(row, dst)| {
+                    let (b, token) = (row / len, row % len);
+                    let mut dst = dst.chunks_exact_mut(dim);
+                    for (x, heads) in parts {
+                        for (head, dst) in (0..*heads).zip(&mut dst) {
+                            let src = ((b * heads + head) * len + token) * dim;
+                            dst.write_copy_of_slice(&x[src..src + dim]);
+                        }
+                    }
+                });
+        })
+    }
 }
 
 simd_kernel! {

@@ -4,6 +4,7 @@
 //! versions have no gradients, and composing them from elementary
 //! operations costs many passes over memory.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use candle_core::{
@@ -25,6 +26,21 @@ pub(super) fn f32_slice<'a>(
         Some((start, end)) => Ok(&data[start..end]),
         None => candle_core::bail!("{op}: the input must be contiguous"),
     }
+}
+
+/// A vector of `len` values written by `fill`, without zeroing them first
+/// (a pass over memory, and at this size often page faults, for values
+/// about to be overwritten).
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given.
+#[allow(unsafe_code)]
+pub(super) unsafe fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: the caller's `fill` initialised all `len` elements.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Reads a contiguous f32 CPU tensor's values (a backward pass reading its
@@ -55,12 +71,12 @@ fn inverse_rms(row: &[f32], eps: f32) -> f32 {
 simd_kernel! {
     /// `out = x·r·w` for each row of `x` (`w.len()` values), `r` its
     /// [`inverse_rms`].
-    fn rms_norm_rows(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    fn rms_norm_rows(out: &mut [MaybeUninit<f32>], x: &[f32], w: &[f32], eps: f32) {
         let dim = w.len().max(1);
         for (row, dst) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
             let r = inverse_rms(row, eps);
             for ((d, v), g) in dst.iter_mut().zip(row).zip(w) {
-                *d = v * r * g;
+                d.write(v * r * g);
             }
         }
     }
@@ -144,10 +160,19 @@ impl CustomOp2 for RmsNorm {
                 l1.dims()
             )
         }
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(NORM_ROWS_PER_TASK * dim)
-            .zip(x.par_chunks(NORM_ROWS_PER_TASK * dim))
-            .for_each(|(out, x)| rms_norm_rows(out, x, w, self.eps));
+        if x.len() % dim != 0 {
+            candle_core::bail!("{}: rows of {dim} values expected", self.name())
+        }
+        // SAFETY: the chunks of `out` and `x` pair up (same length, and rows
+        // of `dim` values), and `rms_norm_rows` writes each row it reads.
+        #[allow(unsafe_code)]
+        let out = unsafe {
+            written(x.len(), |out| {
+                out.par_chunks_mut(NORM_ROWS_PER_TASK * dim)
+                    .zip(x.par_chunks(NORM_ROWS_PER_TASK * dim))
+                    .for_each(|(out, x)| rms_norm_rows(out, x, w, self.eps));
+            })
+        };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -192,11 +217,11 @@ fn swiglu_rows_per_task(width: usize) -> usize {
 simd_kernel! {
     /// `silu(gate)·up` for each row of `stacked` (`[gate | up]`, `2·half`
     /// values) into a row of `half` values of `out`.
-    fn swiglu_rows(out: &mut [f32], stacked: &[f32], half: usize) {
+    fn swiglu_rows(out: &mut [MaybeUninit<f32>], stacked: &[f32], half: usize) {
         for (out, row) in out.chunks_exact_mut(half).zip(stacked.chunks_exact(2 * half)) {
             let (gate, up) = row.split_at(half);
             for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
-                *o = g * sigmoid(*g) * u;
+                o.write(g * sigmoid(*g) * u);
             }
         }
     }
@@ -205,7 +230,7 @@ simd_kernel! {
 simd_kernel! {
     /// The gradient of [`swiglu_rows`] for the output's gradient `gs`:
     /// `d_up = g·silu(x)` and `d_gate = g·u·σ(x)·(1 + x·(1 − σ(x)))`.
-    fn swiglu_backward_rows(ds: &mut [f32], xs: &[f32], gs: &[f32], half: usize) {
+    fn swiglu_backward_rows(ds: &mut [MaybeUninit<f32>], xs: &[f32], gs: &[f32], half: usize) {
         for ((ds, row), gs) in ds
             .chunks_exact_mut(2 * half)
             .zip(xs.chunks_exact(2 * half))
@@ -221,8 +246,8 @@ simd_kernel! {
                 .zip(gs)
             {
                 let s = sigmoid(*x);
-                *du = g * x * s;
-                *dx = g * u * s * (1.0 + x * (1.0 - s));
+                du.write(g * x * s);
+                dx.write(g * u * s * (1.0 + x * (1.0 - s)));
             }
         }
     }
@@ -249,13 +274,20 @@ impl CustomOp1 for SwiGlu {
         if let Some(last) = out_dims.last_mut() {
             *last = half;
         }
-        let mut out = vec![0f32; stacked.len() / 2];
-        if half > 0 {
-            let rows = swiglu_rows_per_task(half);
-            out.par_chunks_mut(rows * half)
-                .zip(stacked.par_chunks(rows * width))
-                .for_each(|(out, stacked)| swiglu_rows(out, stacked, half));
-        }
+        let rows = swiglu_rows_per_task(half);
+        // SAFETY: `stacked` holds whole rows of `width = 2·half` values, so
+        // its chunks and those of `out` pair up row for row, and
+        // `swiglu_rows` writes every output row.
+        #[allow(unsafe_code)]
+        let out = unsafe {
+            written(stacked.len() / 2, |out| {
+                if half > 0 {
+                    out.par_chunks_mut(rows * half)
+                        .zip(stacked.par_chunks(rows * width))
+                        .for_each(|(out, stacked)| swiglu_rows(out, stacked, half));
+                }
+            })
+        };
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
     }
 
@@ -265,16 +297,31 @@ impl CustomOp1 for SwiGlu {
         let half = width / 2;
         let d_stacked = with_values(stacked, self.name(), |xs| {
             with_values(&grad, self.name(), |gs| {
-                let mut d_stacked = vec![0f32; xs.len()];
                 if half == 0 {
-                    return Ok(d_stacked);
+                    return Ok(Vec::new());
+                }
+                if xs.len() % width != 0 || gs.len() * 2 != xs.len() {
+                    candle_core::bail!(
+                        "{}: a gradient of {} values for {} inputs in rows of {width}",
+                        self.name(),
+                        gs.len(),
+                        xs.len()
+                    )
                 }
                 let rows = swiglu_rows_per_task(half);
-                d_stacked
-                    .par_chunks_mut(rows * width)
-                    .zip(xs.par_chunks(rows * width))
-                    .zip(gs.par_chunks(rows * half))
-                    .for_each(|((ds, xs), gs)| swiglu_backward_rows(ds, xs, gs, half));
+                // SAFETY: `xs` and `gs` hold the same whole number of rows
+                // (checked above), so the three chunkings pair up row for
+                // row, and `swiglu_backward_rows` writes every row of `ds`.
+                #[allow(unsafe_code)]
+                let d_stacked = unsafe {
+                    written(xs.len(), |d_stacked| {
+                        d_stacked
+                            .par_chunks_mut(rows * width)
+                            .zip(xs.par_chunks(rows * width))
+                            .zip(gs.par_chunks(rows * half))
+                            .for_each(|((ds, xs), gs)| swiglu_backward_rows(ds, xs, gs, half));
+                    })
+                };
                 Ok(d_stacked)
             })
         })?;
@@ -333,17 +380,22 @@ impl RopeTables {
 simd_kernel! {
     /// `row·cos + rotate_half(row)·sin·sign` into `dst` (`rotate_half`
     /// moves the second half, negated, before the first).
-    fn rotate_row(dst: &mut [f32], row: &[f32], (cos, sin): (&[f32], &[f32]), sign: f32) {
+    fn rotate_row(
+        dst: &mut [MaybeUninit<f32>],
+        row: &[f32],
+        (cos, sin): (&[f32], &[f32]),
+        sign: f32,
+    ) {
         let half = row.len() / 2;
         let (x1, x2) = row.split_at(half);
         let (d1, d2) = dst.split_at_mut(half);
         let (c1, c2) = cos.split_at(half);
         let (s1, s2) = sin.split_at(half);
         for (((d, a), b), (c, s)) in d1.iter_mut().zip(x1).zip(x2).zip(c1.iter().zip(s1)) {
-            *d = a * c - b * (s * sign);
+            d.write(a * c - b * (s * sign));
         }
         for (((d, a), b), (c, s)) in d2.iter_mut().zip(x2).zip(x1).zip(c2.iter().zip(s2)) {
-            *d = a * c + b * (s * sign);
+            d.write(a * c + b * (s * sign));
         }
     }
 }
@@ -393,9 +445,15 @@ impl CustomOp1 for Rope {
                 self.name()
             )
         }
-        let mut out = vec![0f32; layout.shape().elem_count()];
-        if out.is_empty() {
-            return Ok((CpuStorage::F32(out), layout.shape().clone()));
+        let elements = layout.shape().elem_count();
+        if elements == 0 {
+            return Ok((CpuStorage::F32(Vec::new()), layout.shape().clone()));
+        }
+        if d % 2 != 0 {
+            candle_core::bail!(
+                "{}: rows of {d} values cannot be rotated in halves",
+                self.name()
+            )
         }
         let row_offset = |i: usize| {
             let (mut rest, mut offset) = (i, layout.start_offset());
@@ -405,15 +463,15 @@ impl CustomOp1 for Rope {
             }
             offset
         };
-        if row_offset(out.len() / d - 1) + d > data.len() {
+        if row_offset(elements / d - 1) + d > data.len() {
             candle_core::bail!("{}: the layout exceeds its storage", self.name())
         }
         let sign = if self.inverse { -1.0f32 } else { 1.0 };
         let rotated = self.rotated_heads.unwrap_or(heads);
-        let rotate = |(i, dst): (usize, &mut [f32])| {
+        let rotate = |(i, dst): (usize, &mut [MaybeUninit<f32>])| {
             let row = &data[row_offset(i)..][..d];
             if i % heads >= rotated {
-                dst.copy_from_slice(row);
+                dst.write_copy_of_slice(row);
                 return;
             }
             // Row i is head i % H of token (i / H) % T in batch row i / (T·H).
@@ -425,10 +483,17 @@ impl CustomOp1 for Rope {
             let (c, s) = (&cos[pos * d..pos * d + d], &sin[pos * d..pos * d + d]);
             rotate_row(dst, row, (c, s), sign);
         };
-        out.par_chunks_mut(d)
-            .enumerate()
-            .with_min_len(64)
-            .for_each(rotate);
+        // SAFETY: each chunk of `d` values is one row, copied whole or
+        // rotated whole (`d` is even, so the two halves cover it).
+        #[allow(unsafe_code)]
+        let out = unsafe {
+            written(elements, |out| {
+                out.par_chunks_mut(d)
+                    .enumerate()
+                    .with_min_len(64)
+                    .for_each(rotate);
+            })
+        };
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -500,13 +565,13 @@ simd_kernel! {
 simd_kernel! {
     /// `d = −g·softmax(row)`, plus `g` at `target`: the gradient of
     /// `g·log softmax(row)[target]`.
-    fn token_logprob_gradient(d: &mut [f32], row: &[f32], target: usize, g: f32) {
+    fn token_logprob_gradient(d: &mut [MaybeUninit<f32>], row: &[f32], target: usize, g: f32) {
         let lse = log_sum_exp_inline(row);
         for (d, v) in d.iter_mut().zip(row) {
-            *d = -g * fastmath::exp(v - lse);
+            d.write(-g * fastmath::exp(v - lse));
         }
-        if let Some(d) = d.get_mut(target) {
-            *d += g;
+        if let (Some(d), Some(v)) = (d.get_mut(target), row.get(target)) {
+            d.write(g - g * fastmath::exp(v - lse));
         }
     }
 }
@@ -589,24 +654,37 @@ impl candle_core::CustomOp3 for TokenLogprobsGrad {
         let targets = u32_slice(s2, l2, self.name())?;
         let grad = f32_slice(s3, l3, self.name())?;
         let vocab = l1.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; logits.len()];
-        out.par_chunks_mut(ROWS_PER_TASK * vocab)
-            .zip(logits.par_chunks(ROWS_PER_TASK * vocab))
-            .zip(
-                targets
-                    .par_chunks(ROWS_PER_TASK)
-                    .zip(grad.par_chunks(ROWS_PER_TASK)),
-            )
-            .for_each(|((dst, rows), (targets, grad))| {
-                for (((d, row), &t), &g) in dst
-                    .chunks_exact_mut(vocab)
-                    .zip(rows.chunks_exact(vocab))
-                    .zip(targets)
-                    .zip(grad)
-                {
-                    token_logprob_gradient(d, row, t as usize, g);
-                }
-            });
+        if logits.len() != targets.len() * vocab || grad.len() != targets.len() {
+            candle_core::bail!(
+                "{}: one target and one gradient per row of logits",
+                self.name()
+            );
+        }
+        // SAFETY: logits, targets and gradients hold the same number of
+        // rows (checked above), so the chunkings pair up row for row, and
+        // `token_logprob_gradient` writes its whole row.
+        #[allow(unsafe_code)]
+        let out = unsafe {
+            written(logits.len(), |out| {
+                out.par_chunks_mut(ROWS_PER_TASK * vocab)
+                    .zip(logits.par_chunks(ROWS_PER_TASK * vocab))
+                    .zip(
+                        targets
+                            .par_chunks(ROWS_PER_TASK)
+                            .zip(grad.par_chunks(ROWS_PER_TASK)),
+                    )
+                    .for_each(|((dst, rows), (targets, grad))| {
+                        for (((d, row), &t), &g) in dst
+                            .chunks_exact_mut(vocab)
+                            .zip(rows.chunks_exact(vocab))
+                            .zip(targets)
+                            .zip(grad)
+                        {
+                            token_logprob_gradient(d, row, t as usize, g);
+                        }
+                    });
+            })
+        };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
