@@ -871,6 +871,13 @@ mod tests {
             &x,
         );
         assert!(rope_leading_heads(x.as_tensor(), 4, &tables, None).is_err());
+        // Rows of an odd width have no halves to rotate.
+        let odd = Tensor::zeros((1, t, 1, d - 1), candle_core::DType::F32, &dev).unwrap();
+        let err = rope(&odd, &tables, None).expect_err("odd head dim");
+        assert!(
+            err.to_string().contains("cannot be rotated in halves"),
+            "{err}"
+        );
         // Three dimensions: one head.
         let x3 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, t, d), &dev).unwrap()).unwrap();
         check(
