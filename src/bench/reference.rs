@@ -66,8 +66,6 @@ pub struct ScriptSession {
     child: Child,
     input: ChildStdin,
     output: BufReader<ChildStdout>,
-    /// What the script printed once ready.
-    pub ready: ScriptOutput,
 }
 
 impl ScriptSession {
@@ -90,16 +88,13 @@ impl ScriptSession {
             anyhow::bail!("{}: no pipes to the script", script.display())
         };
         let mut session = Self {
-            ready: ScriptOutput {
-                script: script.clone(),
-                value: serde_json::Value::Null,
-            },
             script,
             child,
             input,
             output: BufReader::new(output),
         };
-        session.ready = session.read()?;
+        // Its first object says it is ready; nothing in it is needed here.
+        session.read()?;
         Ok(session)
     }
 
